@@ -1,0 +1,335 @@
+"""Discovery: the test-case folders below the root, their golden files and the jobs they have.
+
+A case is a folder holding ``model_config.yaml`` and/or ``golden_values*.json`` files; its id is
+its path below the root. For a job (environment, platform) the golden is resolved in order:
+``golden_values_<env>_<platform>.json``, ``golden_values_<env>.json``, ``golden_values.json``.
+A case has a job for each (environment, platform) of the config whose golden resolves, plus
+each that its ``CI_GOLDEN`` block asks for (such a job may have no golden yet).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import typing as t
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci_golden.config import Config, did_you_mean
+from ci_golden.errors import ConfigError, InputError
+from ci_golden.schemas import json_pointer, validator
+from ci_golden.yamlio import load_yaml_text
+
+MODEL_CONFIG = "model_config.yaml"
+CASE_KEY = "CI_GOLDEN"
+_GOLDEN_RE = re.compile(r"golden_values(?:_(?P<rest>.+))?\.json\Z")
+SECOND_PHASE_SUFFIX = "_2nd"
+
+
+def is_golden_name(filename: str) -> bool:
+    return _GOLDEN_RE.match(filename) is not None
+
+
+def golden_name(environment: str | None = None, platform: str | None = None) -> str:
+    """The file name a golden for this environment and platform has."""
+    if environment is None:
+        return "golden_values.json"
+    if platform is None:
+        return f"golden_values_{environment}.json"
+    return f"golden_values_{environment}_{platform}.json"
+
+
+@dataclass(frozen=True)
+class GoldenName:
+    """A golden file name split into environment and the rest (the platform, when known)."""
+
+    filename: str
+    environment: str | None
+    platform: str | None
+
+    @classmethod
+    def parse(cls, filename: str) -> GoldenName | None:
+        m = _GOLDEN_RE.match(filename)
+        if m is None:
+            return None
+        rest = m.group("rest")
+        if rest is None:
+            return cls(filename, None, None)
+        env, _, platform = rest.partition("_")
+        return cls(filename, env, platform or None)
+
+
+@dataclass(frozen=True)
+class CaseSettings:
+    """The optional ``CI_GOLDEN`` block of a case's model_config.yaml."""
+
+    scopes: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+    environments: tuple[str, ...] = ()
+    n_repeat: int | None = None
+    time_limit: int | None = None
+    nodes: int | None = None
+    nondeterministic: bool | None = None
+    script: str | None = None
+    command: tuple[str, ...] = ()
+    metrics: t.Mapping[str, t.Mapping[str, t.Any]] | None = None
+
+    @classmethod
+    def from_block(cls, block: t.Mapping[str, t.Any]) -> CaseSettings:
+        scope = block.get("scope", ())
+        return cls(
+            scopes=(scope,) if isinstance(scope, str) else tuple(scope),
+            platforms=tuple(block.get("platforms", ())),
+            environments=tuple(block.get("environments", ())),
+            n_repeat=block.get("n_repeat"),
+            time_limit=block.get("time_limit"),
+            nodes=block.get("nodes"),
+            nondeterministic=block.get("nondeterministic"),
+            script=block.get("script"),
+            command=tuple(block.get("command", ())),
+            metrics=block.get("metrics"),
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    """One CI job: a case in one environment on one platform, and the golden it reads."""
+
+    case: str
+    environment: str
+    platform: str
+    golden: Path | None
+
+
+@dataclass(frozen=True)
+class Unreferenced:
+    """A golden file no job reads, and why."""
+
+    path: Path
+    reason: str
+    kind: t.Literal["shadowed", "second-phase", "unknown-platform", "not-in-environment"]
+
+
+@dataclass(frozen=True)
+class TestCase:
+    """One test-case folder. ``model_config`` is read lazily and checked against its schema."""
+
+    id: str
+    path: Path
+    has_config: bool
+    golden_files: tuple[str, ...]
+
+    __test__ = False  # not a pytest class
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / MODEL_CONFIG
+
+    @functools.cached_property
+    def _config_bytes(self) -> bytes:
+        if not self.has_config:
+            return b""
+        try:
+            return self.config_path.read_bytes()
+        except OSError as e:
+            raise InputError(str(self.config_path), f"cannot read file: {e.strerror or e}") from e
+
+    @functools.cached_property
+    def model_config(self) -> dict[str, t.Any]:
+        """The parsed model_config.yaml ({} when absent); raises :class:`InputError` when invalid."""
+        if not self.has_config:
+            return {}
+        name = str(self.config_path)
+        try:
+            text = self._config_bytes.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise InputError(name, f"not UTF-8 (byte {e.start})") from e
+        data = load_yaml_text(text, name)
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise InputError(name, "model_config.yaml must be a mapping", "$")
+        errors = sorted(validator("model_config").iter_errors(data), key=lambda e: list(e.absolute_path))
+        if errors:
+            e = errors[0]
+            message = e.message
+            if e.validator == "additionalProperties" and isinstance(e.instance, dict):
+                props = e.schema.get("properties", {}) if isinstance(e.schema, dict) else {}
+                unknown = [k for k in e.instance if k not in props]
+                if unknown:
+                    message = f"unknown key {unknown[0]!r}{did_you_mean(unknown[0], props)}"
+            raise ConfigError(name, message, json_pointer(e.absolute_path))
+        return data
+
+    @functools.cached_property
+    def settings(self) -> CaseSettings:
+        """The ``CI_GOLDEN`` block; the YAML is only parsed when the file mentions it."""
+        if CASE_KEY.encode() not in self._config_bytes:
+            return CaseSettings()
+        block = self.model_config.get(CASE_KEY) or {}
+        return CaseSettings.from_block(block)
+
+    @property
+    def metrics(self) -> tuple[str, ...] | None:
+        """The case's METRICS list (the gated metrics), or None when it names none."""
+        value = self.model_config.get("METRICS")
+        return tuple(value) if isinstance(value, list) else None
+
+    def golden_for(self, environment: str, platform: str) -> Path | None:
+        """Resolve the golden of a job: exact, then environment-wide, then generic."""
+        present = set(self.golden_files)
+        for name in (golden_name(environment, platform), golden_name(environment), golden_name()):
+            if name in present:
+                return self.path / name
+        return None
+
+
+@dataclass(frozen=True)
+class TreeProblem:
+    """Something wrong with the tree itself (a symlink loop, an unusable folder name)."""
+
+    path: Path
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Suite:
+    config: Config
+    root: Path
+    cases: tuple[TestCase, ...]
+    problems: tuple[TreeProblem, ...] = ()
+
+    def case(self, case_id: str) -> TestCase:
+        for c in self.cases:
+            if c.id == case_id:
+                return c
+        raise InputError(
+            str(self.root), f"no test case {case_id!r}{did_you_mean(case_id, (c.id for c in self.cases))}"
+        )
+
+
+def _bad_folder_name(name: str) -> str | None:
+    if any(ch.isspace() for ch in name):
+        return "has whitespace"
+    if ".." in name:
+        return "contains '..'"
+    if any(ord(ch) < 32 for ch in name):
+        return "has a control character"
+    return None
+
+
+def discover(config: Config, root: Path | None = None) -> Suite:
+    """Walk the test-case root (without following folder symlinks) and build the suite."""
+    root = root or config.test_cases
+    if not root.is_dir():
+        raise InputError(str(root), "test-case folder not found (set test_cases in ci_golden.yaml or pass --test-cases)")
+    cases: list[TestCase] = []
+    problems: list[TreeProblem] = []
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as e:
+            problems.append(TreeProblem(folder, "CG151", f"cannot list folder: {e.strerror or e}"))
+            continue
+        goldens: list[str] = []
+        has_config = False
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            if entry.is_symlink():
+                try:
+                    target = Path(entry.path).resolve(strict=True)
+                except (OSError, RuntimeError):
+                    problems.append(TreeProblem(Path(entry.path), "CG151", "broken symlink or symlink loop"))
+                    continue
+                if target.is_dir():
+                    problems.append(
+                        TreeProblem(Path(entry.path), "CG151", "folder symlink not followed; move the case into the tree")
+                    )
+                    continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif name == MODEL_CONFIG:
+                has_config = True
+            elif name.startswith("golden_values") and name.endswith(".json"):
+                goldens.append(name)
+        if has_config or goldens:
+            rel = folder.relative_to(root).as_posix()
+            bad = _bad_folder_name(rel)
+            if bad or rel == ".":
+                why = bad or "is the test-case root itself"
+                problems.append(TreeProblem(folder, "CG150", f"case folder name {why}; it cannot be a job name"))
+                continue
+            cases.append(TestCase(id=rel, path=folder, has_config=has_config, golden_files=tuple(sorted(goldens))))
+    cases.sort(key=lambda c: c.id)
+    problems.sort(key=lambda p: str(p.path))
+    return Suite(config=config, root=root, cases=tuple(cases), problems=tuple(problems))
+
+
+def case_jobs(case: TestCase, config: Config) -> list[Job]:
+    """Every job of a case, in config order (environments, then their platforms).
+
+    Raises :class:`ConfigError` when the case's ``CI_GOLDEN`` block names an unknown
+    platform or environment.
+    """
+    settings = case.settings
+    where = str(case.config_path)
+    config.check_names("platform", settings.platforms, where)
+    config.check_names("environment", settings.environments, where)
+    config.check_names("scope", settings.scopes, where)
+    asked_envs = set(settings.environments or config.environments)
+    asked_platforms = set(settings.platforms)
+    jobs: list[Job] = []
+    for env, platforms in config.environments.items():
+        for platform in platforms:
+            explicit = bool(asked_platforms) and platform in asked_platforms and env in asked_envs
+            if config.platforms[platform].opt_in and not explicit:
+                continue
+            golden = case.golden_for(env, platform)
+            if golden is not None or explicit:
+                jobs.append(Job(case.id, env, platform, golden))
+    return jobs
+
+
+def unreferenced_goldens(case: TestCase, config: Config) -> list[Unreferenced]:
+    """The golden files of a case that no job reads, each with the reason."""
+    read = {job.golden.name for job in case_jobs(case, config) if job.golden is not None}
+    out: list[Unreferenced] = []
+    for filename in case.golden_files:
+        if filename in read:
+            continue
+        parsed = GoldenName.parse(filename)
+        path = case.path / filename
+        if parsed is None or (parsed.environment is not None and parsed.environment not in config.environments):
+            continue  # a bad name, reported by the validator as an error instead
+        platform = parsed.platform
+        if parsed.environment is None:
+            out.append(Unreferenced(path, "shadowed: every job has a more specific golden", "shadowed"))
+        elif platform is None:
+            out.append(Unreferenced(path, f"shadowed: every {parsed.environment} job has a more specific golden", "shadowed"))
+        elif platform.endswith(SECOND_PHASE_SUFFIX):
+            out.append(Unreferenced(path, "second-phase golden of a resume run; no job reads it", "second-phase"))
+        elif platform in config.platforms:
+            out.append(
+                Unreferenced(
+                    path,
+                    f"platform {platform!r} is not in environment {parsed.environment!r} of the config",
+                    "not-in-environment",
+                )
+            )
+        elif not close_platform(platform, config):
+            out.append(Unreferenced(path, f"unknown platform {platform!r} (an old cluster name?)", "unknown-platform"))
+    return out
+
+
+def close_platform(platform: str, config: Config) -> str | None:
+    """A configured platform the unknown name is probably a typo of."""
+    import difflib
+
+    close = difflib.get_close_matches(platform, list(config.platforms), n=1, cutoff=0.8)
+    return close[0] if close else None

@@ -1,0 +1,78 @@
+"""Safe YAML reading: no Python tags, bounded alias expansion, errors that name the line."""
+
+from __future__ import annotations
+
+import typing as t
+from pathlib import Path
+
+import yaml
+
+from ci_golden.errors import InputError
+
+try:
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
+except AttributeError:  # pragma: no cover - the C extension is optional
+    _Loader = yaml.SafeLoader
+
+MAX_YAML_BYTES = 8 * 1024 * 1024
+MAX_EXPANDED_NODES = 1_000_000
+
+
+def expanded_size(data: t.Any, limit: int = MAX_EXPANDED_NODES) -> int:
+    """Number of nodes the document has once aliases are expanded (counted without expanding).
+
+    Shared sub-trees created by YAML anchors are sized once and memoized, so a
+    "billion laughs" document is measured in linear time.
+    """
+    memo: dict[int, int] = {}
+
+    def size(node: t.Any) -> int:
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        if isinstance(node, dict):
+            n = 1 + sum(size(k) + size(v) for k, v in node.items())
+        elif isinstance(node, list):
+            n = 1 + sum(size(v) for v in node)
+        else:
+            return 1
+        memo[key] = n = min(n, limit + 1)
+        return n
+
+    return size(data)
+
+
+def load_yaml_text(text: str, name: str) -> t.Any:
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else None
+        problem = (e.problem or str(e)).strip()
+        if isinstance(e, yaml.constructor.ConstructorError):
+            problem = f"unsafe or unknown YAML tag ({problem})"
+        raise InputError(name, f"invalid YAML: {problem}", where) from e
+    except yaml.YAMLError as e:
+        raise InputError(name, f"invalid YAML: {e}") from e
+    if expanded_size(data) > MAX_EXPANDED_NODES:
+        raise InputError(
+            name, f"YAML aliases expand to over {MAX_EXPANDED_NODES} nodes (alias bomb); refused"
+        )
+    return data
+
+
+def load_yaml(path: Path) -> t.Any:
+    """Read one YAML file safely; raises :class:`InputError` naming the file and line."""
+    name = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise InputError(name, f"file is {size} bytes, over the limit of {MAX_YAML_BYTES}")
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(name, f"cannot read file: {e.strerror or e}") from e
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(name, f"not UTF-8 (byte {e.start})") from e
+    return load_yaml_text(text, name)
