@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci_golden.errors import ConfigError
-from ci_golden.schemas import json_pointer, validator
+from ci_golden.schema import json_pointer, validator
 from ci_golden.yamlio import load_yaml
 
 CONFIG_FILE = "ci_golden.yaml"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ci_golden.config import Config, did_you_mean
 from ci_golden.errors import ConfigError, InputError
-from ci_golden.schemas import json_pointer, validator
+from ci_golden.schema import json_pointer, validator
 from ci_golden.yamlio import load_yaml_text
 
 MODEL_CONFIG = "model_config.yaml"

@@ -15,7 +15,7 @@ SchemaName = t.Literal["golden_values", "model_config", "project_config", "resul
 
 @functools.lru_cache(maxsize=None)
 def load_schema(name: str) -> dict[str, t.Any]:
-    text = resources.files("ci_golden.schemas").joinpath(f"{name}.schema.json").read_text("utf-8")
+    text = resources.files("ci_golden").joinpath("schemas", f"{name}.schema.json").read_text("utf-8")
     schema: dict[str, t.Any] = json.loads(text)
     return schema
 
@@ -35,7 +35,7 @@ def validator(name: str) -> Validator:
     registry: Registry[t.Any] = Registry().with_resources(
         (load_schema(n)["$id"], Resource.from_contents(load_schema(n)))
         for n in SCHEMA_NAMES
-        if resources.files("ci_golden.schemas").joinpath(f"{n}.schema.json").is_file()
+        if resources.files("ci_golden").joinpath("schemas", f"{n}.schema.json").is_file()
     )
     schema = load_schema(name)
     Draft202012Validator.check_schema(schema)
