@@ -1,0 +1,188 @@
+"""Pure emitters: a selection of jobs as a GitHub matrix or a GitLab child pipeline.
+
+Same input, byte-identical output. Forge limits are checked here and exceeded with a
+:class:`MatrixLimitError` that names the fix, never by dropping jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import typing as t
+from collections import Counter
+
+from ci_golden.errors import UsageError
+from ci_golden.matrix import MatrixJob, Selection
+
+GITHUB_MAX_JOBS = 256
+GITHUB_MAX_OUTPUT_BYTES = 1024 * 1024
+GITLAB_MAX_BYTES = 5 * 1024 * 1024
+GITLAB_MAX_NAME = 255
+# runner-side failures worth a retry; a golden mismatch (script_failure) never is
+GITLAB_RETRY_WHEN = ("runner_system_failure", "stuck_or_timeout_failure", "scheduler_failure")
+SETUP_MARGIN_S = 900
+OUT_DIR = "ci-golden-out"
+REPORT_JOB = "ci-golden report"
+EMPTY_JOB = "ci-golden no jobs"
+_GITLAB_RESERVED = {
+    "image", "services", "stages", "types", "before_script", "after_script", "variables",
+    "cache", "include", "true", "false", "nil", "default", "workflow", "spec",
+}  # fmt: skip
+
+
+class MatrixLimitError(UsageError):
+    """The selection does not fit a forge's limits."""
+
+
+def _platform_counts(jobs: t.Sequence[MatrixJob]) -> str:
+    counts = Counter(j.platform for j in jobs)
+    return ", ".join(f"{p}: {n}" for p, n in sorted(counts.items()))
+
+
+def render_github(selection: Selection) -> str:
+    """``{"include":[...]}`` on one line (no trailing newline)."""
+    jobs = selection.jobs
+    if len(jobs) > GITHUB_MAX_JOBS:
+        shards = math.ceil(len(jobs) / GITHUB_MAX_JOBS)
+        raise MatrixLimitError(
+            f"{len(jobs)} jobs exceed GitHub's limit of {GITHUB_MAX_JOBS} jobs per matrix; "
+            f"split it into several matrix jobs, one per --platform ({_platform_counts(jobs)}), "
+            f"or with --shard K/{shards} for K = 1..{shards}"
+        )
+    for job in jobs:
+        if not job.runs_on:
+            raise MatrixLimitError(
+                f"platform {job.platform!r} has no GitHub runner labels; "
+                f"set platforms.{job.platform}.github.runs-on in the project config"
+            )
+    text = json.dumps({"include": [j.entry() for j in jobs]}, separators=(",", ":"), ensure_ascii=True)
+    if len(text.encode()) > GITHUB_MAX_OUTPUT_BYTES:
+        raise MatrixLimitError(
+            f"the matrix is {len(text.encode())} bytes, over GitHub's job-output limit of "
+            f"{GITHUB_MAX_OUTPUT_BYTES} bytes; split it with --platform or --shard K/N"
+        )
+    return text
+
+
+def github_output_lines(name: str, matrix: str, count: int) -> str:
+    """The lines appended to ``$GITHUB_OUTPUT``: ``NAME=<matrix>`` and ``NAME_count=<n>``."""
+    return f"{name}={matrix}\n{name}_count={count}\n"
+
+
+def timeout_minutes(job: MatrixJob) -> int:
+    return math.ceil((job.time_limit * job.n_repeat + SETUP_MARGIN_S) / 60)
+
+
+def run_command(job: MatrixJob) -> str:
+    """The shell line a runner executes for one job."""
+    entry = json.dumps(job.entry(), separators=(",", ":"), ensure_ascii=True)
+    return f"ci-golden run --job {shlex.quote(entry)} --out {shlex.quote(f'{OUT_DIR}/{job.id}')}"
+
+
+REPORT_SCRIPT = (
+    "status=0",
+    f"ci-golden report {OUT_DIR} --format markdown --out report.md || status=$?",
+    f"ci-golden report {OUT_DIR} --format json --out report.json || true",
+    f"ci-golden report {OUT_DIR} --format junit --out report.xml || true",
+    # merge-request variables reach a child pipeline only when the trigger job forwards them
+    'mr="${CI_MERGE_REQUEST_IID:-${CI_GOLDEN_MR_IID:-}}"',
+    'if [ -n "$mr" ]; then CI_MERGE_REQUEST_IID="$mr" ci-golden comment report.json --forge gitlab; fi',
+    'exit "$status"',
+)
+
+
+def _gitlab_job(job: MatrixJob) -> dict[str, t.Any]:
+    out: dict[str, t.Any] = {"stage": "golden"}
+    if job.tags:
+        out["tags"] = list(job.tags)
+    out["timeout"] = f"{timeout_minutes(job)}m"
+    out["interruptible"] = True
+    out["retry"] = {"max": 2, "when": list(GITLAB_RETRY_WHEN)}
+    out["variables"] = {"CI_GOLDEN_JOB_ID": job.id}
+    out["script"] = [run_command(job)]
+    out["artifacts"] = {
+        "name": f"ci-golden-{job.id}",
+        "when": "always",
+        "expire_in": "30 days",
+        "paths": [f"{OUT_DIR}/{job.id}/"],
+    }
+    return out
+
+
+def _check_gitlab_name(job: MatrixJob) -> None:
+    if len(job.name) > GITLAB_MAX_NAME:
+        raise MatrixLimitError(
+            f"job name of {job.case} is {len(job.name)} characters, over GitLab's limit of "
+            f"{GITLAB_MAX_NAME}: {job.name[:60]}..."
+        )
+    if job.name in _GITLAB_RESERVED or job.name.startswith(".") or job.name in (REPORT_JOB, EMPTY_JOB):
+        raise MatrixLimitError(f"job name {job.name!r} of {job.case} is reserved in GitLab CI")
+
+
+def render_gitlab(
+    selection: Selection,
+    *,
+    image: str | None = None,
+    before_script: t.Sequence[str] = (),
+) -> str:
+    """A child-pipeline YAML: one job per matrix job, then one report job (``when: always``).
+
+    With no job selected it is a valid pipeline whose one job says why.
+    """
+    import yaml
+
+    jobs = selection.jobs
+    doc: dict[str, t.Any]
+    if not jobs:
+        why = selection.why_empty or "no job selected"
+        doc = {
+            "stages": ["golden"],
+            EMPTY_JOB: {
+                "stage": "golden",
+                "interruptible": True,
+                "script": [f"echo {shlex.quote('ci-golden: no job to run: ' + why)}"],
+            },
+        }
+        header = "# ci-golden child pipeline: no job selected.\n"
+    else:
+        default: dict[str, t.Any] = {}
+        if image:
+            default["image"] = image
+        if before_script:
+            default["before_script"] = list(before_script)
+        default["interruptible"] = True
+        doc = {"stages": ["golden", "report"], "default": default}
+        seen: set[str] = set()
+        for job in jobs:
+            _check_gitlab_name(job)
+            if job.name in seen:
+                raise MatrixLimitError(f"two jobs are named {job.name!r}")
+            seen.add(job.name)
+            doc[job.name] = _gitlab_job(job)
+        doc[REPORT_JOB] = {
+            "stage": "report",
+            "when": "always",
+            "script": list(REPORT_SCRIPT),
+            "artifacts": {
+                "name": "ci-golden-report",
+                "when": "always",
+                "expire_in": "30 days",
+                "paths": ["report.md", "report.json", "report.xml"],
+                "reports": {"junit": "report.xml"},
+            },
+        }
+        header = f"# ci-golden child pipeline: {len(jobs)} jobs.\n"
+    text = header + "# Generated by `ci-golden matrix --ci gitlab`; do not edit.\n" + yaml.safe_dump(
+        doc, sort_keys=False, default_flow_style=False, width=1_000_000, allow_unicode=False
+    )
+    size = len(text.encode())
+    if size > GITLAB_MAX_BYTES:
+        raise MatrixLimitError(
+            f"the child pipeline is {size} bytes, over GitLab's limit of {GITLAB_MAX_BYTES}; "
+            f"split it with --platform ({_platform_counts(jobs)}) or --shard K/N"
+        )
+    return text
+
+
+RENDERERS_BY_NAME: dict[str, t.Callable[..., str]] = {"github": render_github, "gitlab": render_gitlab}

@@ -1,0 +1,367 @@
+"""Expansion and selection: the suite's jobs, and which of them a CI run gets.
+
+``expand`` turns every case into its jobs (``discover.case_jobs``) with the settings a runner
+needs; ``select`` keeps those that pass the filters (scope, platform, environment, case globs,
+changed files, shard) and records why each case was kept or left out. Emitters live in
+``ci_golden.emit``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+import subprocess
+import typing as t
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+
+from ci_golden.config import Config, did_you_mean
+from ci_golden.discover import Suite, TestCase, case_jobs
+from ci_golden.errors import InputError, UsageError
+
+MAX_NAME = 255
+MAX_ID = 200
+_ID_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+# the keys of one matrix entry, in emitted order
+ENTRY_KEYS = (
+    "id", "name", "case", "environment", "platform", "runs-on", "golden",
+    "n_repeat", "time_limit", "nodes", "gpus",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MatrixJob:
+    """One CI job with everything the runner needs. ``gpus`` is per node."""
+
+    id: str
+    name: str
+    case: str
+    environment: str
+    platform: str
+    runs_on: tuple[str, ...]
+    tags: tuple[str, ...]
+    golden: str | None
+    n_repeat: int
+    time_limit: int
+    nodes: int
+    gpus: int
+
+    def entry(self) -> dict[str, t.Any]:
+        """The matrix entry: the JSON object ``ci-golden run --job`` reads."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "case": self.case,
+            "environment": self.environment,
+            "platform": self.platform,
+            "runs-on": list(self.runs_on),
+            "golden": self.golden,
+            "n_repeat": self.n_repeat,
+            "time_limit": self.time_limit,
+            "nodes": self.nodes,
+            "gpus": self.gpus,
+        }
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What to select. Empty tuples mean "all"; ``changed`` None means no change filter."""
+
+    scope: str | None = None
+    platforms: tuple[str, ...] = ()
+    environments: tuple[str, ...] = ()
+    cases: tuple[str, ...] = ()
+    changed: tuple[str, ...] | None = None
+    changed_since: str | None = None
+    n_repeat: int | None = None
+    shard: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The selected jobs, and per case why it was selected or left out."""
+
+    jobs: tuple[MatrixJob, ...]
+    selected: tuple[tuple[str, str], ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()
+    n_cases: int = 0
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def why_empty(self) -> str | None:
+        """One sentence saying why nothing was selected, or None when something was."""
+        if self.jobs:
+            return None
+        if self.notes and self.selected:
+            return "; ".join(self.notes)
+        if not self.n_cases:
+            return "the test-case folder holds no test case"
+        counts = Counter(_category(reason) for _, reason in self.skipped)
+        parts = [f"{n} {what}" for what, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+        parts.extend(self.notes)
+        return f"none of the {self.n_cases} test cases has a selected job: " + "; ".join(parts)
+
+
+def _category(reason: str) -> str:
+    return reason.split(":", 1)[0]
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:8]  # a name, not a secret
+
+
+def job_id(case: str, environment: str, platform: str) -> str:
+    """Stable id usable as a folder and artifact name: ``<case with / as __>__<env>__<platform>``."""
+    raw = f"{case.replace('/', '__')}__{environment}__{platform}"
+    safe = _ID_SAFE.sub("_", raw)
+    if safe != raw or len(safe) > MAX_ID:
+        tail = f"-{_digest(raw)}"
+        safe = safe[: MAX_ID - len(tail)] + tail
+    return safe
+
+
+def _labels(cases: t.Sequence[TestCase]) -> dict[str, str]:
+    """Short display label per case: its folder name, or the full id where names collide."""
+    leaves = Counter(c.id.rsplit("/", 1)[-1] for c in cases)
+    out = {}
+    for c in cases:
+        leaf = c.id.rsplit("/", 1)[-1]
+        out[c.id] = leaf if leaves[leaf] == 1 else c.id
+    return out
+
+
+def job_name(label: str, case: str, environment: str, platform: str) -> str:
+    """``<label> <env> <platform>``, at most 255 characters (long labels keep a hash of the id)."""
+    suffix = f" {environment} {platform}"
+    name = label + suffix
+    if len(name) <= MAX_NAME:
+        return name
+    tail = f"~{_digest(case)}"
+    return label[: MAX_NAME - len(suffix) - len(tail)] + tail + suffix
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def case_scopes(case: TestCase, config: Config) -> tuple[str, ...]:
+    return case.settings.scopes or (config.default_scope,)
+
+
+def expand_case(case: TestCase, config: Config, label: str) -> list[MatrixJob]:
+    """The jobs of one case, with settings from its CI_GOLDEN block, else the config."""
+    settings = case.settings
+    defaults = config.defaults
+    jobs = []
+    for job in case_jobs(case, config):
+        platform = config.platforms[job.platform]
+        jobs.append(
+            MatrixJob(
+                id=job_id(case.id, job.environment, job.platform),
+                name=job_name(label, case.id, job.environment, job.platform),
+                case=case.id,
+                environment=job.environment,
+                platform=job.platform,
+                runs_on=platform.runs_on,
+                tags=platform.tags,
+                golden=_rel(job.golden, config.root) if job.golden is not None else None,
+                n_repeat=settings.n_repeat or defaults.n_repeat,
+                time_limit=settings.time_limit or defaults.time_limit,
+                nodes=settings.nodes or defaults.nodes,
+                gpus=platform.gpus_per_node,
+            )
+        )
+    return jobs
+
+
+def expand(suite: Suite) -> list[MatrixJob]:
+    """Every job of the suite, in case order, then config order of environments and platforms."""
+    labels = _labels(suite.cases)
+    return [job for case in suite.cases for job in expand_case(case, suite.config, labels[case.id])]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` with 1 <= K <= N."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise UsageError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. --shard 1/2")
+    return int(m.group(1)), int(m.group(2))
+
+
+def glob_match(path: str, pattern: str) -> bool:
+    """Match a repository path against a glob: ``**`` spans folders, ``*`` and ``?`` do not."""
+    return _glob_regex(pattern).fullmatch(path) is not None
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    out = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out))
+
+
+def changed_files(ref: str, root: Path) -> tuple[str, ...]:
+    """Files changed between the merge base of ``ref`` and HEAD, plus uncommitted and untracked
+    ones, relative to ``root`` (POSIX). Raises :class:`InputError` when git cannot tell."""
+
+    def git(*args: str) -> str:
+        try:
+            proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+        except OSError as e:
+            raise InputError("--changed-since", f"cannot run git: {e}") from e
+        if proc.returncode != 0:
+            msg = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"git {args[0]} failed"
+            raise InputError(
+                "--changed-since",
+                f"git cannot compare with {ref!r}: {msg} (in CI, fetch the history: fetch-depth: 0 / GIT_DEPTH: 0)",
+            )
+        return proc.stdout
+
+    top = Path(git("rev-parse", "--show-toplevel").strip()).resolve()
+    base = git("merge-base", ref, "HEAD").strip()
+    names = git("diff", "--name-only", "--no-renames", "-z", base, "--").split("\0")
+    names += git("ls-files", "--others", "--exclude-standard", "-z", "--full-name").split("\0")
+    root = root.resolve()
+    out = set()
+    for name in filter(None, names):
+        out.add(_rel(top / name, root))
+    return tuple(sorted(out))
+
+
+def _changed_reasons(
+    suite: Suite, changed: t.Sequence[str], since: str
+) -> tuple[dict[str, str] | None, str | None]:
+    """(case id -> reason) for cases whose folder changed, or (None, reason) when all are."""
+    config = suite.config
+    config_name = Path(config.source).name if config.source else None
+    for path in changed:
+        if config_name and path == _rel(Path(config.source or ""), config.root.resolve()):
+            return None, f"the project config {path} changed since {since}"
+        for pattern in config.global_paths:
+            if glob_match(path, pattern):
+                return None, f"global path {pattern!r} changed since {since} ({path})"
+    root = config.root.resolve()
+    folders = {_rel(c.path.resolve(), root): c.id for c in suite.cases}
+    hits: dict[str, list[str]] = {}
+    for path in changed:
+        for parent in PurePosixPath(path).parents:
+            case = folders.get(parent.as_posix())
+            if case is not None:
+                hits.setdefault(case, []).append(path)
+                break
+    reasons = {}
+    for case, paths in hits.items():
+        more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
+        reasons[case] = f"changed since {since}: {paths[0]}{more}"
+    return reasons, None
+
+
+def check_filters(config: Config, filters: Filters) -> None:
+    """Unknown names and combinations that can never give a job are usage errors."""
+    if filters.scope is not None:
+        config.check_names("scope", [filters.scope], "--scope")
+    config.check_names("platform", filters.platforms, "--platform")
+    config.check_names("environment", filters.environments, "--environment")
+    if filters.n_repeat is not None and not 1 <= filters.n_repeat <= 100:
+        raise UsageError(f"--n-repeat {filters.n_repeat}: expected 1 to 100")
+    if filters.platforms and filters.environments:
+        reachable = {p for e in filters.environments for p in config.environments[e]}
+        if not reachable & set(filters.platforms):
+            raise UsageError(
+                f"no --environment {' '.join(filters.environments)} runs on --platform "
+                f"{' '.join(filters.platforms)}; the config gives them {', '.join(sorted(reachable))}"
+            )
+
+
+def select(suite: Suite, filters: Filters = Filters()) -> Selection:
+    """The jobs that pass ``filters``, with the reason each case was selected or left out."""
+    config = suite.config
+    check_filters(config, filters)
+    scope = filters.scope or config.default_scope
+    ids = [c.id for c in suite.cases]
+    for pattern in filters.cases:
+        if not any(fnmatch.fnmatchcase(i, pattern) for i in ids):
+            raise UsageError(f"--case {pattern!r} matches no test case{did_you_mean(pattern, ids)}")
+    changed_reasons: dict[str, str] | None = None
+    everything_changed: str | None = None
+    notes: list[str] = []
+    if filters.changed is not None:
+        since = filters.changed_since or "the base"
+        changed_reasons, everything_changed = _changed_reasons(suite, filters.changed, since)
+        if not filters.changed:
+            notes.append(f"no file changed since {since}")
+    labels = _labels(suite.cases)
+    jobs: list[MatrixJob] = []
+    selected: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = []
+    for case in suite.cases:
+        reasons = []
+        if filters.cases:
+            matched = [p for p in filters.cases if fnmatch.fnmatchcase(case.id, p)]
+            if not matched:
+                skipped.append((case.id, "not matching --case: " + " ".join(filters.cases)))
+                continue
+            reasons.append(f"--case {matched[0]}")
+        case_jobs_ = expand_case(case, config, labels[case.id])
+        scopes = case_scopes(case, config)
+        if scope not in scopes:
+            skipped.append((case.id, f"not in scope {scope}: its scopes are {', '.join(scopes)}"))
+            continue
+        reasons.append(f"scope {scope}")
+        if changed_reasons is not None:
+            if case.id not in changed_reasons:
+                skipped.append((case.id, f"unchanged: no file in its folder changed since {filters.changed_since}"))
+                continue
+            reasons.append(changed_reasons[case.id])
+        elif everything_changed:
+            reasons.append(everything_changed)
+        if not case_jobs_:
+            skipped.append((case.id, "no job: no golden resolves for any environment and platform"))
+            continue
+        kept = [
+            j
+            for j in case_jobs_
+            if (not filters.platforms or j.platform in filters.platforms)
+            and (not filters.environments or j.environment in filters.environments)
+        ]
+        if not kept:
+            skipped.append((case.id, "no job on the selected platforms and environments: it has "
+                            + ", ".join(f"{j.environment}/{j.platform}" for j in case_jobs_)))
+            continue
+        if filters.n_repeat is not None:
+            kept = [replace(j, n_repeat=filters.n_repeat) for j in kept]
+        jobs.extend(kept)
+        selected.append((case.id, "; ".join(reasons)))
+    if filters.shard is not None:
+        k, n = filters.shard
+        total = len(jobs)
+        jobs = jobs[k - 1 :: n]
+        if not jobs:
+            notes.append(f"shard {k}/{n} is empty: the selection has {total} jobs")
+    return Selection(
+        jobs=tuple(jobs),
+        selected=tuple(selected),
+        skipped=tuple(skipped),
+        n_cases=len(suite.cases),
+        notes=tuple(notes),
+    )
