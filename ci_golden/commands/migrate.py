@@ -1,14 +1,34 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from pathlib import Path
 
 HELP = "rewrite legacy list-layout goldens into the current layout"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="*", metavar="PATH")
+    parser.add_argument(
+        "paths", nargs="*", metavar="PATH", help="golden files or folders (default: the test-case root)"
+    )
     parser.add_argument("--apply", action="store_true", help="write the files (default: only say what would change)")
 
 
+def display_path(path: Path) -> str:
+    """``path`` relative to the working folder when it lies below it."""
+    try:
+        return os.path.relpath(path) if path.resolve().is_relative_to(Path.cwd().resolve()) else str(path)
+    except ValueError:
+        return str(path)
+
+
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("ci-golden migrate")
+    """Exit 0 when every legacy file converts (or none is left), 1 when some cannot."""
+    from ci_golden.commands import load_project
+    from ci_golden.migrate import migrate, render_migrations
+
+    paths = [Path(p) for p in args.paths] or [load_project(args).test_cases]
+    migrations = migrate(paths, apply=args.apply)
+    sys.stdout.write(render_migrations(migrations, display=display_path))
+    return 0 if all(m.ok for m in migrations) else 1
