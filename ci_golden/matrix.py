@@ -99,7 +99,9 @@ class Selection:
         if not self.n_cases:
             return "the test-case folder holds no test case"
         counts = Counter(_category(reason) for _, reason in self.skipped)
-        parts = [f"{n} {what}" for what, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+        parts = [
+            f"{n} {what}" for what, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        ]
         parts.extend(self.notes)
         return f"none of the {self.n_cases} test cases has a selected job: " + "; ".join(parts)
 
@@ -226,11 +228,17 @@ def changed_files(ref: str, root: Path) -> tuple[str, ...]:
 
     def git(*args: str) -> str:
         try:
-            proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+            proc = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, check=False
+            )
         except OSError as e:
             raise InputError("--changed-since", f"cannot run git: {e}") from e
         if proc.returncode != 0:
-            msg = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"git {args[0]} failed"
+            msg = (
+                proc.stderr.strip().splitlines()[-1]
+                if proc.stderr.strip()
+                else f"git {args[0]} failed"
+            )
             raise InputError(
                 "--changed-since",
                 f"git cannot compare with {ref!r}: {msg} (in CI, fetch the history: fetch-depth: 0 / GIT_DEPTH: 0)",
@@ -330,13 +338,20 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
         reasons.append(f"scope {scope}")
         if changed_reasons is not None:
             if case.id not in changed_reasons:
-                skipped.append((case.id, f"unchanged: no file in its folder changed since {filters.changed_since}"))
+                skipped.append(
+                    (
+                        case.id,
+                        f"unchanged: no file in its folder changed since {filters.changed_since}",
+                    )
+                )
                 continue
             reasons.append(changed_reasons[case.id])
         elif everything_changed:
             reasons.append(everything_changed)
         if not case_jobs_:
-            skipped.append((case.id, "no job: no golden resolves for any environment and platform"))
+            skipped.append(
+                (case.id, "has no job: no golden resolves for any environment and platform")
+            )
             continue
         kept = [
             j
@@ -345,8 +360,13 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
             and (not filters.environments or j.environment in filters.environments)
         ]
         if not kept:
-            skipped.append((case.id, "no job on the selected platforms and environments: it has "
-                            + ", ".join(f"{j.environment}/{j.platform}" for j in case_jobs_)))
+            skipped.append(
+                (
+                    case.id,
+                    "has no job on the selected platforms and environments: it has "
+                    + ", ".join(f"{j.environment}/{j.platform}" for j in case_jobs_),
+                )
+            )
             continue
         if filters.n_repeat is not None:
             kept = [replace(j, n_repeat=filters.n_repeat) for j in kept]

@@ -18,10 +18,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--changed-since", metavar="GIT_REF")
     parser.add_argument("--n-repeat", type=int, metavar="N")
     parser.add_argument("--shard", metavar="K/N", help="emit only shard K of N")
-    parser.add_argument("--explain", action="store_true", help="say why each case was selected (stderr)")
+    parser.add_argument(
+        "--explain", action="store_true", help="say why each case was selected (stderr)"
+    )
     parser.add_argument("--output", metavar="FILE")
-    parser.add_argument("--github-output", metavar="NAME", help="write NAME=... and NAME_count=... to $GITHUB_OUTPUT")
-    parser.add_argument("--gitlab-image", metavar="IMAGE", help="default image of the child pipeline's jobs")
+    parser.add_argument(
+        "--github-output",
+        metavar="NAME",
+        help="write NAME=... and NAME_count=... to $GITHUB_OUTPUT",
+    )
+    parser.add_argument(
+        "--gitlab-image", metavar="IMAGE", help="default image of the child pipeline's jobs"
+    )
     parser.add_argument(
         "--gitlab-before-script",
         action="append",
@@ -44,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", args.github_output):
             raise UsageError(f"--github-output {args.github_output!r}: not a valid output name")
         if not os.environ.get("GITHUB_OUTPUT"):
-            raise UsageError("--github-output: $GITHUB_OUTPUT is not set (it is inside GitHub Actions)")
+            raise UsageError(
+                "--github-output: $GITHUB_OUTPUT is not set (it is inside GitHub Actions)"
+            )
     if args.ci != "gitlab" and (args.gitlab_image or args.gitlab_before_script):
         raise UsageError("--gitlab-image and --gitlab-before-script need --ci gitlab")
     config = load_project(args)
@@ -68,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     if args.ci == "github":
         text = emit.render_github(selection)
     else:
-        text = emit.render_gitlab(selection, image=args.gitlab_image, before_script=args.gitlab_before_script)
+        text = emit.render_gitlab(
+            selection, image=args.gitlab_image, before_script=args.gitlab_before_script
+        )
     count = len(selection.jobs)
     why = selection.why_empty
     if args.github_output:
