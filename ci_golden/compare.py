@@ -154,7 +154,8 @@ def compare_series(
     g_cmp = np.abs(g[compared])
     nonzero = g_cmp != 0
     max_abs = float(diffs.max()) if len(diffs) else None
-    max_rel = float((diffs[nonzero] / g_cmp[nonzero]).max()) if np.any(nonzero) else None
+    with np.errstate(over="ignore"):
+        max_rel = float((diffs[nonzero] / g_cmp[nonzero]).max()) if np.any(nonzero) else None
     n_missing = int(np.count_nonzero(missing))
     n_nan = int(np.count_nonzero(nan_fail))
     first: int | None = None
