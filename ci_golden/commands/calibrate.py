@@ -1,14 +1,60 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import typing as t
+from pathlib import Path
+
+if t.TYPE_CHECKING:
+    from ci_golden.calibrate import RunSet
+    from ci_golden.config import Config
+    from ci_golden.policy import Policy
 
 HELP = "recommend tolerances from repeated runs"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", nargs="+", metavar="RESULTS")
-    parser.add_argument("--safety", type=float, default=2.0, help="safety factor on the observed deviation")
+    parser.add_argument(
+        "results", nargs="+", metavar="RESULTS",
+        help="run output folders (with result.json and run/repeat-K/), result.json files, or golden-format files (one run each)",
+    )  # fmt: skip
+    parser.add_argument("--safety", type=float, default=2.0, help="safety factor on the observed deviation (default 2)")
+    parser.add_argument("--floor", type=float, default=1e-5, help="smallest rtol recommended (default 1e-5)")
+
+
+def _policies(config: Config, runset: RunSet) -> tuple[t.Callable[[str], Policy], str | None]:
+    """The case's current policies (for kinds and windows) and its model_config.yaml, when known."""
+    from ci_golden.commands.migrate import display_path
+    from ci_golden.discover import discover
+    from ci_golden.errors import InputError
+    from ci_golden.policy import policy_for, resolve_policies
+
+    case = None
+    if runset.case is not None and config.test_cases.is_dir():
+        try:
+            case = discover(config).case(runset.case)
+        except InputError:
+            case = None
+    table, _ = resolve_policies(config, case)
+    return (lambda name: policy_for(table, name)), (display_path(case.config_path) if case else None)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("ci-golden calibrate")
+    """Print one YAML document per job; exit 1 when a metric could not be calibrated."""
+    from ci_golden.calibrate import calibrate, load_runsets, render_calibration
+    from ci_golden.commands import load_project
+    from ci_golden.errors import UsageError
+
+    if args.safety < 1 or args.floor < 0:
+        raise UsageError("--safety must be >= 1 and --floor >= 0")
+    config = load_project(args)
+    runsets = load_runsets([Path(p) for p in args.results])
+    documents = []
+    complete = True
+    for runset in runsets:
+        policies, target = _policies(config, runset)
+        calibration = calibrate(runset, policies, safety=args.safety, floor=args.floor)
+        complete = complete and all(m.note is None for m in calibration.metrics)
+        documents.append(render_calibration(calibration, target=target))
+    sys.stdout.write("---\n".join(documents))
+    return 0 if complete else 1
