@@ -20,7 +20,13 @@ from ci_golden.discover import Job
 from ci_golden.errors import InputError
 from ci_golden.golden import GoldenValues, MetricSeries
 from ci_golden.policy import resolve_policies
-from ci_golden.render import escape_md, mermaid_chart, render_annotations, render_junit, render_markdown
+from ci_golden.render import (
+    escape_md,
+    mermaid_chart,
+    render_annotations,
+    render_junit,
+    render_markdown,
+)
 from ci_golden.report import Report, build_report, collect_results, run_url_from_env
 from ci_golden.result import CaseResult
 
@@ -56,7 +62,7 @@ def test_collect_and_build(tmp_path: Path) -> None:
     write_result(tmp_path / "b" / "deep" / "result.json", result("gpt/b", 1.10))
     write_result(tmp_path / "c.json", result("gpt/c", 1.03))
     found = collect_results([tmp_path, tmp_path / "c.json", tmp_path / "a" / "result.json"])
-    assert sorted(r.case for r in found) == ["gpt/a", "gpt/b"] + ["gpt/c"]
+    assert sorted(r.case for r in found) == ["gpt/a", "gpt/b", "gpt/c"]
     report = build_report(found, run_url="https://ci/run/1")
     assert (report.verdict, [r.case for r in report.results], report.counts) == ("fail", ["gpt/b", "gpt/c", "gpt/a"], {"fail": 1, "drift": 1, "pass": 1})
     again = Report.from_dict(json.loads(json.dumps(report.to_dict())))
