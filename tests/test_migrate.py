@@ -103,6 +103,7 @@ def test_apply_converts_the_real_loss_block_and_keeps_its_values(corpus: Path, t
         "1 legacy file(s) converted, 1 cannot be converted, 0 unreadable, 0 already current"
     )
     assert_same_values(source, target)
+    validate_file(target)
     doc = json.loads(target.read_text())
     assert doc["lm loss"]["start_step"] == 1 and doc["lm loss"]["end_step"] == 46
     assert doc["lm loss"]["step_interval"] == 5
@@ -131,16 +132,18 @@ def test_every_corpus_legacy_block_that_maps_converts_and_validates(corpus: Path
             [m] = migrate([folder], apply=True)
             assert (m.status, m.applied) == ("convert", True), m.reason
             assert_same_values({metric: block}, folder / legacy.name)
-            validate_tree(folder)
+            validate_file(folder / legacy.name)
 
 
-def validate_tree(folder: Path) -> None:
-    """The shipped golden-values schema accepts every converted file."""
-    from ci_golden.schema import validator
+def validate_file(path: Path) -> None:
+    """The project's validator, with the case's run length, finds nothing wrong in the file."""
+    from ci_golden.discover import TestCase
+    from ci_golden.validate import check_golden_file
+    from ci_golden.validate_semantics import run_length
 
-    for path in folder.glob("golden_values*.json"):
-        errors = [e.message for e in validator("golden_values").iter_errors(read_json(path))]
-        assert errors == [], path
+    case = TestCase(id=path.parent.name, path=path.parent, has_config=True, golden_files=())
+    _, findings = check_golden_file(path, run=run_length(case.model_config))
+    assert findings == [], path
 
 
 def test_tensorboard_log_interval_scales_the_steps(tmp_path: Path) -> None:
@@ -152,6 +155,7 @@ def test_tensorboard_log_interval_scales_the_steps(tmp_path: Path) -> None:
     [m] = migrate([tmp_path], apply=True)
     assert m.status == "convert"
     assert_same_values(source, tmp_path / "golden_values_dev_dgx_h100.json", tb_interval=2)
+    validate_file(tmp_path / "golden_values_dev_dgx_h100.json")
     doc = json.loads((tmp_path / "golden_values_dev_dgx_h100.json").read_text())
     assert doc == {
         "lm loss": {
