@@ -225,6 +225,8 @@ def read_json(path: Path, *, max_bytes: int = MAX_GOLDEN_BYTES) -> t.Any:
         ) from e
     except RecursionError as e:
         raise GoldenFormatError("CG102", name, "JSON nested too deeply") from e
+    except ValueError as e:  # an integer literal over Python's digit limit
+        raise GoldenFormatError("CG102", name, f"number too long: {str(e).split(':')[0]}") from e
 
 
 def detect_layout(data: t.Mapping[str, t.Any]) -> Layout:
@@ -252,7 +254,10 @@ def _value(v: t.Any, name: str, where: str) -> float | None:
         raise GoldenFormatError(
             "CG110", name, f'value must be a number or "nan", got {json.dumps(v)}', where
         )
-    f = float(v)
+    try:
+        f = float(v)
+    except OverflowError:
+        f = math.inf
     if not math.isfinite(f):
         raise GoldenFormatError("CG106", name, f"{v!r} is not a finite number", where)
     return f

@@ -1,8 +1,16 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ci_golden.errors import InputError, UsageError
 
 HELP = "check golden files and case configs against their schemas and the tree's rules"
+
+CHECKED_NAMES = ("model_config.yaml",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -12,5 +20,78 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true", help="warnings fail too")
 
 
+def changed_files(ref: str, cwd: Path) -> list[Path]:
+    """Files changed since ``ref`` (``git diff --name-only REF``) plus untracked files."""
+
+    def git(*args: str) -> str:
+        try:
+            proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+        except OSError as e:
+            raise UsageError(f"--changed-since needs git: {e}") from e
+        if proc.returncode != 0:
+            detail = proc.stderr.strip().splitlines()
+            raise UsageError(f"git {' '.join(args)} failed: {detail[-1] if detail else f'exit {proc.returncode}'}")
+        return proc.stdout
+
+    top = Path(git("rev-parse", "--show-toplevel").strip())
+    names = git("diff", "--name-only", "-z", ref, "--").split("\0")
+    names += git("ls-files", "--others", "--exclude-standard", "-z", "--full-name").split("\0")
+    return sorted({top / n for n in names if n})
+
+
+def _is_checked(path: Path) -> bool:
+    from ci_golden.discover import is_golden_name
+
+    return path.name in CHECKED_NAMES or is_golden_name(path.name)
+
+
+def _absolute(path: Path | str) -> Path:
+    return Path(os.path.abspath(path))
+
+
+def _selected_paths(args: argparse.Namespace, config_source: str | None) -> list[Path] | None:
+    """The files and folders to check, or None for the whole tree."""
+    given = [Path(p) for p in args.paths]
+    for p in given:
+        if not os.path.lexists(p):
+            raise InputError(str(p), "no such file or folder")
+    if args.changed_since:
+        from ci_golden.validate import Selection
+
+        selected = [p for p in changed_files(args.changed_since, Path.cwd()) if p.exists()]
+        if given:
+            chosen = Selection.of(given)
+            selected = [p for p in selected if chosen.covers(_absolute(p))]
+    elif given:
+        selected = given
+    else:
+        return None
+    if config_source is not None and _absolute(config_source) in {_absolute(p) for p in selected}:
+        return None  # the project config changed: every case may have other jobs now
+    return selected
+
+
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("ci-golden validate")
+    from ci_golden.commands import load_project
+    from ci_golden.discover import discover
+    from ci_golden.validate import Selection, ValidationResult, validate, validate_files
+    from ci_golden.validate_render import RENDERERS_BY_NAME
+
+    config = load_project(args)
+    selected = _selected_paths(args, config.source)
+    suite = discover(config)
+    cwd = Path.cwd()
+    if selected is None:
+        result = validate(suite, base=cwd)
+    else:
+        root = _absolute(config.test_cases)
+        inside = [p for p in selected if root == _absolute(p) or root in _absolute(p).parents]
+        outside = [p for p in selected if p not in inside and p.is_file() and _is_checked(p)]
+        result = ValidationResult((), 0, 0)
+        if inside:
+            result = validate(suite, Selection.of(inside), base=cwd)
+        if outside:
+            extra = validate_files(outside, base=cwd)
+            result = ValidationResult(result.findings + extra.findings, result.files + extra.files, result.cases)
+    sys.stdout.write(RENDERERS_BY_NAME[args.format](result))
+    return result.exit_code(strict=args.strict)

@@ -1,0 +1,304 @@
+"""Fast checks equivalent to the shipped JSON Schemas, and schema errors as findings.
+
+Running jsonschema over every value of a large tree takes seconds (hundreds of thousands of
+step values); these predicates answer "valid or not" with C-level list operations instead.
+The schemas stay the public contract: when a fast check says "invalid", the schema itself
+is run on that document to produce the messages, and ``tests/test_validate.py`` proves that
+both agree on every corpus file and every bad input. One point JSON Schema cannot express
+is enforced by both through :func:`schema_validator`: integers are JSON integer literals
+(``1``, not ``1.0``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import sys
+import typing as t
+
+from ci_golden.golden import Layout
+from ci_golden.schema import load_schema
+
+if t.TYPE_CHECKING:
+    from jsonschema.protocols import Validator
+
+STEP_MAX = 10**18 - 1
+_FMAX = sys.float_info.max
+_BLOCK_REQUIRED = frozenset({"start_step", "end_step", "step_interval", "values"})
+_BLOCK_ALLOWED = _BLOCK_REQUIRED | {"value_precision"}
+_NUMBER = (int, float)
+_SCALAR = frozenset({str, int, float, bool, type(None)})
+
+
+def _step(x: t.Any) -> bool:
+    return type(x) is int and 0 <= x <= STEP_MAX
+
+
+def values_ok(values: list[t.Any]) -> bool:
+    """Every item is a finite double-range number or the string ``"nan"``."""
+    types = set(map(type, values))
+    if not types <= {int, float, str}:
+        return False
+    if str not in types:
+        return max(values) <= _FMAX and min(values) >= -_FMAX
+    if not set(filter(str.__instancecheck__, values)) <= {"nan"}:
+        return False
+    if math.inf in values or -math.inf in values:
+        return False
+    if int in types:  # an integer literal may exceed the range of a double
+        ints = list(filter(int.__instancecheck__, values))
+        return max(ints) <= _FMAX and min(ints) >= -_FMAX
+    return True
+
+
+def step_keys(keys: list[str]) -> list[int] | None:
+    """The steps of canonical non-negative integer keys (``"0"``, ``"15"``), else None."""
+    try:
+        steps = list(map(int, keys))
+    except ValueError:
+        return None
+    if list(map(str, steps)) != keys:
+        return None
+    if steps and (min(steps) < 0 or max(steps) > STEP_MAX):
+        return None
+    return steps
+
+
+def _block_head_ok(block: t.Any) -> bool:
+    if type(block) is not dict:
+        return False
+    keys = block.keys()
+    if not (keys >= _BLOCK_REQUIRED and keys <= _BLOCK_ALLOWED):
+        return False
+    if not (_step(block["start_step"]) and _step(block["end_step"]) and _step(block["step_interval"])):
+        return False
+    return block["step_interval"] >= 1 and block.get("value_precision", "full") == "full"
+
+
+@functools.lru_cache(maxsize=512)
+def _grids(start: int, end: int, interval: int) -> tuple[list[str], list[str]]:
+    # A tree has few distinct grids (1..100 by 1, 1..100 by 5, ...): build each once.
+    first = (start // interval + 1) * interval
+    return list(map(str, range(start, end + 1, interval))), [str(start), *map(str, range(first, end + 1, interval))]
+
+
+def regular_grid(keys: list[str], start: int, end: int, interval: int) -> bool:
+    """Whether the keys are exactly one of the two step grids Megatron-LM writes (see
+    :mod:`ci_golden.validate_semantics`): the common case, decided with C-level list compares."""
+    n = len(keys)
+    first = (start // interval + 1) * interval
+    if n > 100_000 or (n != len(range(start, end + 1, interval)) and n != 1 + len(range(first, end + 1, interval))):
+        return False  # built only when the sizes match: end_step may be huge
+    grid_a, grid_b = _grids(start, end, interval)
+    return keys in (grid_a, grid_b)
+
+
+def current_steps(data: dict[str, t.Any]) -> dict[str, list[int] | None] | None:
+    """Current layout: None when the document is invalid, else per metric block its steps,
+    or None for a block whose keys are exactly a regular grid (nothing more to check)."""
+    if not data:
+        return None
+    out: dict[str, list[int] | None] = {}
+    for name, block in data.items():
+        if not name or not _block_head_ok(block):
+            return None
+        values = block["values"]
+        if type(values) is not dict or not values:
+            return None
+        keys = list(values)
+        if regular_grid(keys, block["start_step"], block["end_step"], block["step_interval"]):
+            out[name] = None
+        else:
+            steps = step_keys(keys)
+            if steps is None:
+                return None
+            out[name] = steps
+        if not values_ok(list(values.values())):
+            return None
+    return out
+
+
+def legacy_ok(data: dict[str, t.Any]) -> bool:
+    blocks = 0
+    for name, block in data.items():
+        if not name:
+            return False
+        if type(block) in _NUMBER and -_FMAX <= block <= _FMAX:
+            continue
+        if not _block_head_ok(block) or type(block["values"]) is not list or not block["values"]:
+            return False
+        if not values_ok(block["values"]):
+            return False
+        blocks += 1
+    return blocks > 0
+
+
+def _numbers(x: t.Any) -> bool:
+    return type(x) is list and set(map(type, x)) <= {int, float}
+
+
+_REQUEST_FIELDS: dict[str, t.Callable[[t.Any], bool]] = {
+    "id": lambda x: type(x) is str,
+    "input_prompt": lambda x: type(x) is str,
+    "generated_text": lambda x: type(x) is str,
+    "generated_tokens": lambda x: type(x) is list and set(map(type, x)) <= {int},
+    "logprobs": _numbers,
+    "prompt_logprobs": _numbers,
+    "generated_logprobs": _numbers,
+    "tpot": _numbers,
+    "latency": lambda x: x is None or type(x) in _NUMBER,
+    "ttft": lambda x: x is None or type(x) in _NUMBER,
+    "step_count": lambda x: type(x) is int and x >= 0,
+}
+
+
+def _request_ok(req: t.Any, required: tuple[str, ...]) -> bool:
+    if type(req) is not dict or not all(k in req for k in required):
+        return False
+    return all(check(req[k]) for k, check in _REQUEST_FIELDS.items() if k in req)
+
+
+def _is_request_id(key: str) -> bool:
+    return step_keys([key]) is not None
+
+
+def _batch_ok(data: dict[str, t.Any]) -> bool:
+    has_request = False
+    for key, value in data.items():
+        if _is_request_id(key):
+            if not _request_ok(value, ("generated_text",)):
+                return False
+            has_request = True
+        elif key == "throughput":
+            if not _numbers(value):
+                return False
+        elif key == "mem-max-allocated-bytes":
+            if not (type(value) is int and value >= 0):
+                return False
+        elif not (type(value) in _NUMBER or _numbers(value)):
+            return False
+    return has_request
+
+
+def inference_ok(data: dict[str, t.Any]) -> bool:
+    """Requests keyed by id with run-wide summaries, or one flat request."""
+    return _batch_ok(data) or _request_ok(data, ("generated_tokens", "generated_text"))
+
+
+def classify(data: t.Any, detected: Layout) -> tuple[Layout | None, dict[str, list[int] | None] | None]:
+    """The layout under which ``data`` is valid per schemas/golden_values.schema.json (None:
+    invalid), and for the current layout the steps of each block.
+
+    The schema's branches are mutually exclusive, so the first that accepts decides; the
+    detected layout is tried first because it is nearly always the one.
+    """
+    if type(data) is not dict:
+        return None, None
+    layouts: tuple[Layout, ...] = ("current", "legacy", "inference")
+    order = [detected, *(x for x in layouts if x != detected)]
+    for layout in order:
+        if layout == "current":
+            steps = current_steps(data)
+            if steps is not None:
+                return "current", steps
+        elif layout == "legacy":
+            if legacy_ok(data):
+                return "legacy", None
+        elif inference_ok(data):
+            return "inference", None
+    return None, None
+
+
+def _env_vars_ok(x: t.Any) -> bool:
+    return x is None or (type(x) is dict and set(map(type, x.values())) <= _SCALAR)
+
+
+def _model_env_vars_ok(x: t.Any) -> bool:
+    return x is None or (type(x) is dict and all(type(v) in _SCALAR or _env_vars_ok(v) for v in x.values()))
+
+
+def _model_args_ok(x: t.Any) -> bool:
+    if x is None:
+        return True
+    if type(x) is not dict:
+        return False
+    for key, value in x.items():
+        if type(key) is not str or not key:
+            return False
+        if type(value) is list:
+            if not set(map(type, value)) <= _SCALAR:
+                return False
+        elif type(value) not in _SCALAR:
+            return False
+    return True
+
+
+def _script_ok(x: t.Any) -> bool:
+    return x is None or type(x) in (str, list)
+
+
+_PHASE_ARGS = re.compile(r"^MODEL_ARGS_[0-9]+$").search  # the schema's patternProperties, same regex engine
+
+
+def non_string_key(data: dict[t.Any, t.Any]) -> t.Any:
+    """A top-level key YAML did not read as a string (``on``, ``yes``, ``1``), else None.
+
+    jsonschema cannot match such keys against patternProperties, so they are reported first.
+    """
+    return next((k for k in data if type(k) is not str), None)
+
+
+_CONFIG_FIELDS: dict[str, t.Callable[[t.Any], bool]] = {
+    "ENV_VARS": _env_vars_ok,
+    "MODEL_ENV_VARS": _model_env_vars_ok,
+    "MODEL_ARGS": _model_args_ok,
+    "BASE_MODEL_ARGS": _model_args_ok,
+    "TEST_TYPE": lambda x: type(x) is str and len(x) > 0,
+    "LAUNCHER": lambda x: type(x) is str and len(x) > 0,
+    "MODE": lambda x: type(x) is str,
+    "METRICS": lambda x: x is None or (type(x) is list and all(type(m) is str and m for m in x)),
+    "BEFORE_SCRIPT": _script_ok,
+    "AFTER_SCRIPT": _script_ok,
+    "N_REPEAT": lambda x: type(x) is int and x >= 1,
+}
+
+
+def model_config_ok(data: t.Any) -> bool:
+    """Whether ``data`` is valid under schemas/model_config.schema.json. The rare ``CI_GOLDEN``
+    block is checked by the schema itself."""
+    if type(data) is not dict or non_string_key(data) is not None:
+        return False
+    if not all(check(data[k]) for k, check in _CONFIG_FIELDS.items() if k in data):
+        return False
+    if not all(_model_args_ok(v) for k, v in data.items() if _PHASE_ARGS(k)):
+        return False
+    return "CI_GOLDEN" not in data or schema_validator("model_config").is_valid(data)
+
+
+@functools.cache
+def schema_validator(name: str, fragment: str = "") -> Validator:
+    """A Draft 2020-12 validator for a shipped schema (or one of its ``$defs``), built once,
+    in which ``integer`` means a JSON integer literal (not ``1.0``) and never a boolean."""
+    from jsonschema import Draft202012Validator, validators
+    from referencing import Registry, Resource
+
+    names = ("golden_values", "model_config", "project_config")
+    registry: Registry[t.Any] = Registry().with_resources(
+        (load_schema(n)["$id"], Resource.from_contents(load_schema(n))) for n in names
+    )
+    checker = Draft202012Validator.TYPE_CHECKER.redefine("integer", lambda _, x: type(x) is int)
+    cls = validators.extend(Draft202012Validator, type_checker=checker)
+    schema = load_schema(name)
+    if fragment:
+        schema = {"$ref": schema["$id"] + "#" + fragment}
+    v: Validator = cls(schema, registry=registry)
+    return v
+
+
+def golden_ok(data: t.Any) -> bool:
+    """Whether ``data`` is valid under schemas/golden_values.schema.json."""
+    from ci_golden.golden import detect_layout
+
+    detected = detect_layout(data) if type(data) is dict else "current"
+    return classify(data, detected)[0] is not None
