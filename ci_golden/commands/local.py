@@ -1,6 +1,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import typing as t
+from pathlib import Path
+
+if t.TYPE_CHECKING:
+    from ci_golden.execute import JobSpec
+    from ci_golden.pipeline import LocalRun
+    from ci_golden.result import CaseResult
 
 HELP = "run the whole flow on this machine: validate, plan, run the jobs, compare, report"
 
@@ -9,7 +17,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--platform", action="append", default=[], metavar="P", help="platforms to run (default: cpu)")
     parser.add_argument("--out", metavar="DIR", default="ci-golden-out")
     parser.add_argument("--allow-drift", action="store_true")
+    parser.add_argument("--skip-gpu-check", action="store_true")
+    parser.add_argument("--quiet", "-q", action="store_true", help="do not stream the training logs")
+
+
+def _job_line(spec: JobSpec, result: CaseResult) -> None:
+    line = f"{result.verdict.upper():<9} {spec.case.id} [{spec.environment}, {spec.platform}]"
+    if result.message and result.verdict != "pass":
+        line += f": {result.message}"
+    print(line, flush=True)
+
+
+def render_summary(done: LocalRun, out: Path, allow_drift: bool) -> str:
+    """The closing lines: counts per verdict, the overall verdict and where the reports are."""
+    from collections import Counter
+
+    assert done.report is not None
+    counts = Counter(r.verdict for r in done.results)
+    parts = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+    lines = [f"{len(done.results)} jobs: {parts}", f"verdict: {done.report.verdict}"]
+    if done.report.verdict == "drift":
+        lines.append("drift: numerics moved within tolerance" + (" (allowed)" if allow_drift else "; pass --allow-drift to accept"))
+    lines.append("reports: " + ", ".join(str(p) for p in done.files))
+    lines.append(f"job folders: {out}/<job>/ (result.json, actual values, run logs)")
+    return "\n".join(lines) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("ci-golden local")
+    from ci_golden.commands import load_suite
+    from ci_golden.commands.run import _sigterm_as_interrupt
+    from ci_golden.pipeline import run_local
+    from ci_golden.result import exit_code
+    from ci_golden.validate_render import render_text
+
+    _sigterm_as_interrupt()
+    suite = load_suite(args)
+    out = Path(args.out)
+    sink = None if args.quiet else (lambda line: print(line, flush=True))
+    done = run_local(
+        suite,
+        out,
+        platforms=tuple(args.platform) or ("cpu",),
+        check_gpu=not args.skip_gpu_check,
+        allow_drift=args.allow_drift,
+        sink=sink,
+        on_job=_job_line,
+    )
+    if done.validation.findings:
+        sys.stderr.write(render_text(done.validation))
+    if done.stopped:
+        print("ci-golden local: validation found errors; nothing was run", file=sys.stderr)
+        return 1
+    sys.stdout.write(render_summary(done, out, args.allow_drift))
+    return exit_code(done.results, allow_drift=args.allow_drift)
