@@ -113,16 +113,27 @@ def comment(
             _say(body)
         return 0
     client = _client(ctx, token, environ, redact, verbose)
-    code = _post(ctx, _api(ctx, client), key=key, body=body, text_markdown=redact(text.markdown),
-                 create=text.regressed or not only_on_regression, dry_run=dry_run,
-                 environ=environ, verbose=verbose)
-    if status and code == 0 and not dry_run:
+    posted = _post(ctx, _api(ctx, client), key=key, body=body, text_markdown=redact(text.markdown),
+                   create=text.regressed or not only_on_regression, dry_run=dry_run,
+                   environ=environ, verbose=verbose)
+    if status and posted and not dry_run:
         _status(ctx, _api(ctx, client), key=key, verdict=text.verdict)
     if verbose:
-        c = client.counts
-        _say(f"ci-golden comment: {c.requests} API requests ({c.pages} pages listed, {c.writes} writes, "
-             f"{c.retries} retries)", err=True)
-    return code
+        _say(f"ci-golden comment: {_figure(client)}", err=True)
+    return 0
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _figure(client: Client) -> str:
+    """``N API requests (P pages listed + W writes[, F failed])``: P + W when nothing failed."""
+    c = client.counts
+    failed = c.requests - c.pages - c.writes
+    extra = f", {failed} failed" if failed else ""
+    return (f"{_plural(c.requests, 'API request')} ({_plural(c.pages, 'page')} listed + "
+            f"{_plural(c.writes, 'write')}{extra})")
 
 
 def _client(ctx: Context, token: str | None, environ: t.Mapping[str, str], redact: Redactor,
@@ -146,7 +157,8 @@ def _api(ctx: Context, client: Client) -> CommentAPI:
 
 
 def _post(ctx: Context, api: CommentAPI, *, key: str, body: str, text_markdown: str,
-          create: bool, dry_run: bool, environ: t.Mapping[str, str], verbose: int) -> int:
+          create: bool, dry_run: bool, environ: t.Mapping[str, str], verbose: int) -> bool:
+    """Post the comment; false when the token turned out read-only (a fork's pull request)."""
     from ci_golden.forge.sansio import ForbiddenError
     from ci_golden.forge.sticky import post_sticky
 
@@ -154,7 +166,8 @@ def _post(ctx: Context, api: CommentAPI, *, key: str, body: str, text_markdown: 
         outcome = post_sticky(api, key, body, create=create, dry_run=dry_run)
     except ForbiddenError as e:
         if ctx.forge == "github" and (e.read_only_token or ctx.fork):
-            return _fork_fallback(ctx, text_markdown, environ, why=f"HTTP {e.status}: {e.message}")
+            _fork_fallback(ctx, text_markdown, environ, why=f"HTTP {e.status}: {e.message}")
+            return False
         raise
     target = f"comment {outcome.comment_id}" if outcome.comment_id is not None else "a comment"
     if outcome.action == "skipped":
@@ -166,10 +179,10 @@ def _post(ctx: Context, api: CommentAPI, *, key: str, body: str, text_markdown: 
         _say(f"ci-golden comment: deleted duplicate comments {', '.join(map(str, outcome.deleted))}")
     if dry_run and verbose:
         _say(body)
-    return 0
+    return True
 
 
-def _fork_fallback(ctx: Context, markdown: str, environ: t.Mapping[str, str], *, why: str) -> int:
+def _fork_fallback(ctx: Context, markdown: str, environ: t.Mapping[str, str], *, why: str) -> None:
     from ci_golden.forge.body import cut_markdown, cut_note
 
     if ctx.step_summary:
@@ -182,7 +195,6 @@ def _fork_fallback(ctx: Context, markdown: str, environ: t.Mapping[str, str], *,
     else:
         why += "; GITHUB_STEP_SUMMARY is not set, so the report is only in the job's files"
     _notice(environ, FORK_ADVICE.format(why=why))
-    return 0
 
 
 def _status(ctx: Context, api: CommentAPI, *, key: str, verdict: str) -> None:

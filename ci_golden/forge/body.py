@@ -11,7 +11,7 @@ from pathlib import Path
 from ci_golden.errors import InputError
 
 VERDICT_RE = re.compile(r"^<!-- ci-golden:verdict=(?P<verdict>[a-z-]+) -->$")
-# verdicts that --only-on-regression treats as worth a new comment
+# verdicts that fail the pipeline (as Report.ok): --only-on-regression creates a comment for them
 REGRESSIONS = frozenset({"fail", "missing", "error", "drift"})
 _DETAILS_RE = re.compile(r"(?m)^[ \t]*<details\b")
 
@@ -21,10 +21,7 @@ class ReportText:
     verdict: str
     markdown: str
     cut: bool = False
-
-    @property
-    def regressed(self) -> bool:
-        return self.verdict in REGRESSIONS
+    regressed: bool = False  # the pipeline fails: --only-on-regression creates a comment
 
 
 def cut_note(limit: int, forge: str, run_url: str | None) -> str:
@@ -79,9 +76,11 @@ def load_report(path: Path, max_chars: int, *, forge: str = "GitHub",
     if path.suffix.lower() == ".json":
         return _from_json(path, text, max_chars)
     verdict = verdict_of(text, str(path))
+    regressed = verdict in REGRESSIONS
     if len(text) <= max_chars:
-        return ReportText(verdict, text)
-    return ReportText(verdict, cut_markdown(text, max_chars, cut_note(max_chars, forge, run_url)), cut=True)
+        return ReportText(verdict, text, regressed=regressed)
+    return ReportText(verdict, cut_markdown(text, max_chars, cut_note(max_chars, forge, run_url)), cut=True,
+                      regressed=regressed)
 
 
 def _from_json(path: Path, text: str, max_chars: int) -> ReportText:
@@ -96,8 +95,8 @@ def _from_json(path: Path, text: str, max_chars: int) -> ReportText:
         raise InputError(str(path), "not a report: expected an object with a `verdict`; "
                          "write it with `ci-golden report --format json`", "$")
     try:
-        report = Report.from_dict(data)
+        report = Report.from_dict(data, str(path))
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(str(path), f"not a report written by `ci-golden report --format json`: {e}") from None
     markdown = render_markdown(report, max_chars=max_chars)
-    return ReportText(str(data["verdict"]), markdown, cut=False)
+    return ReportText(report.verdict, markdown, regressed=not report.ok)

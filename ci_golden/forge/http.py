@@ -183,12 +183,12 @@ class Client:
             if delay is None:
                 raise error
             if attempt >= self.policy.attempts or delay > self.remaining() - 0.1:
-                why = (f"after {attempt} attempts" if attempt >= self.policy.attempts
-                       else f"the next retry in {delay:.0f}s would pass the {self.policy.deadline:.0f}s limit")
+                why = (f"gave up after {attempt} attempts" if attempt >= self.policy.attempts
+                       else f"gave up: waiting {delay:.0f}s to retry would pass the {self.policy.deadline:.0f}s limit")
                 if isinstance(error, HTTPError):
-                    error.args = (f"{error.args[0]} (gave up {why})",)
+                    error.args = (f"{error.args[0]} ({why})",)
                     raise error
-                raise TransportError(f"{error} (gave up {why})") from None
+                raise TransportError(f"{error} ({why})") from None
             self.counts.retries += 1
             self._say(f"retrying {method} in {delay:.1f}s (attempt {attempt + 1} of {self.policy.attempts})")
             self.sleep(delay)

@@ -1,6 +1,9 @@
 """pytest fixtures that start the test forge servers; import them into a test module or conftest:
 
-    from tests.servers.fixtures import github_api, gitlab_api  # noqa: F401
+    from servers.fixtures import github_api_fixture, gitlab_api_fixture  # noqa: F401
+
+(``tests/`` is on sys.path as pytest's rootdir conftest folder.) The fixtures are named
+``github_api`` and ``gitlab_api``.
 
 Each test gets a fresh server on 127.0.0.1 with empty state. At teardown the fixture fails the
 test if any request or answer did not conform to the OpenAPI description.
@@ -12,9 +15,9 @@ import typing as t
 
 import pytest
 
-from tests.servers.base import ApiServer
-from tests.servers.github_api import GitHubAPIServer
-from tests.servers.gitlab_api import GitLabAPIServer
+from .base import ApiServer
+from .github_api import GitHubAPIServer
+from .gitlab_api import GitLabAPIServer
 
 T = t.TypeVar("T", bound=ApiServer)
 
@@ -28,13 +31,13 @@ def _serve(server: T) -> t.Iterator[T]:
     assert server.violations == [], "\n".join(server.violations)
 
 
-@pytest.fixture()
-def github_api() -> t.Iterator[GitHubAPIServer]:
+@pytest.fixture(name="github_api")
+def github_api_fixture() -> t.Iterator[GitHubAPIServer]:
     """A GitHub API server; ``github_api.url`` is GITHUB_API_URL, ``github_api.token`` the token."""
     yield from _serve(GitHubAPIServer(read_only_tokens={"read-only-token-0123456789"}))
 
 
-@pytest.fixture()
-def gitlab_api() -> t.Iterator[GitLabAPIServer]:
+@pytest.fixture(name="gitlab_api")
+def gitlab_api_fixture() -> t.Iterator[GitLabAPIServer]:
     """A GitLab API server; ``gitlab_api.url`` is CI_API_V4_URL, ``gitlab_api.token`` the PRIVATE-TOKEN."""
     yield from _serve(GitLabAPIServer())

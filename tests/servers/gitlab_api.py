@@ -13,7 +13,7 @@ import itertools
 import typing as t
 from dataclasses import dataclass, field
 
-from tests.servers.base import ApiServer, Reply, Request, iso
+from .base import ApiServer, Reply, Request, iso
 
 EPOCH = 1_704_067_200
 BOT_USER = {"id": 7, "username": "project_42_bot_ci_golden", "name": "ci-golden", "state": "active",
