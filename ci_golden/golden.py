@@ -87,6 +87,33 @@ class MetricSeries:
             value_precision=value_precision,
         )
 
+    @classmethod
+    def from_arrays(
+        cls,
+        name: str,
+        steps: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float64],
+        *,
+        start_step: int,
+        end_step: int,
+        step_interval: int,
+        value_precision: str | None = None,
+    ) -> MetricSeries:
+        """Build a series from parallel arrays (any order); NaN values become the ``"nan"`` mask."""
+        order = np.argsort(steps, kind="stable")
+        if not np.all(order[1:] > order[:-1]):
+            steps, values = steps[order], values[order]
+        return cls(
+            name=name,
+            steps=steps,
+            values=values,
+            nan_mask=np.isnan(values),
+            start_step=start_step,
+            end_step=end_step,
+            step_interval=step_interval,
+            value_precision=value_precision,
+        )
+
     def __len__(self) -> int:
         return len(self.steps)
 
@@ -263,6 +290,40 @@ def _value(v: t.Any, name: str, where: str) -> float | None:
     return f
 
 
+_ALL_STEP_KEYS = re.compile(r"(?:(?:0|[1-9][0-9]{0,17}),)*(?:0|[1-9][0-9]{0,17})\Z")
+
+
+def _steps_array(keys: list[str], name: str, where: str) -> npt.NDArray[np.int64]:
+    if keys and not _ALL_STEP_KEYS.match(",".join(keys)):  # one C-level scan for the common case
+        for key in keys:
+            if not _STEP_KEY.match(key):
+                raise GoldenFormatError(
+                    "CG110", name, f"step key {json.dumps(key)} is not a non-negative integer", where
+                )
+    return np.array(keys, dtype=np.int64) if keys else np.zeros(0, dtype=np.int64)
+
+
+def _values_array(
+    raw: list[t.Any], name: str, where: t.Callable[[int], str]
+) -> npt.NDArray[np.float64]:
+    """Values as float64 with NaN for ``"nan"``; anything else that is not a finite number fails."""
+    out = np.empty(len(raw), dtype=np.float64)
+    odd = [i for i, v in enumerate(raw) if v.__class__ is not float]
+    if not odd:
+        out[:] = raw
+    else:
+        clean = list(raw)
+        for i in odd:
+            v = _value(raw[i], name, where(i))
+            clean[i] = np.nan if v is None else v
+        out[:] = clean
+    bad = np.isinf(out)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise GoldenFormatError("CG106", name, f"{raw[i]!r} is not a finite number", where(i))
+    return out
+
+
 def _where(metric: str) -> str:
     return "$" + "[" + json.dumps(metric) + "]"
 
@@ -298,26 +359,21 @@ def parse_golden(data: t.Any, path: str | Path, *, log_interval: int = 1) -> Gol
         interval = _int_field(block, "step_interval", name, where)
         precision = block.get("value_precision")
         raw_values = block["values"]
-        by_step: dict[int, float | None] = {}
         if isinstance(raw_values, list):
-            for i, v in enumerate(raw_values):
-                step = (start + i * max(interval, 1) + 1) * log_interval
-                by_step[step] = _value(v, name, f"{where}.values[{i}]")
+            steps = (start + np.arange(len(raw_values), dtype=np.int64) * max(interval, 1) + 1) * log_interval
+            values = _values_array(raw_values, name, lambda i: f"{where}.values[{i}]")
         elif isinstance(raw_values, dict):
-            for key, v in raw_values.items():
-                if not _STEP_KEY.match(key):
-                    raise GoldenFormatError(
-                        "CG110",
-                        name,
-                        f"step key {json.dumps(key)} is not a non-negative integer",
-                        f"{where}.values",
-                    )
-                by_step[int(key)] = _value(v, name, f"{where}.values[{json.dumps(key)}]")
+            keys = list(raw_values)
+            steps = _steps_array(keys, name, f"{where}.values")
+            values = _values_array(
+                list(raw_values.values()), name, lambda i: f"{where}.values[{json.dumps(keys[i])}]"
+            )
         else:
             raise GoldenFormatError("CG110", name, "'values' must be an object or a list", f"{where}.values")
-        metrics[metric] = MetricSeries.from_mapping(
+        metrics[metric] = MetricSeries.from_arrays(
             metric,
-            by_step,
+            steps,
+            values,
             start_step=start,
             end_step=end,
             step_interval=interval,
