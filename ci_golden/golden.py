@@ -71,16 +71,17 @@ class MetricSeries:
     ) -> MetricSeries:
         """Build a series from ``{step: value}``; ``None`` or a non-finite value is ``"nan"``."""
         steps = np.array(sorted(by_step), dtype=np.int64)
-        raw = [by_step[int(s)] for s in steps]
-        mask = np.array([v is None or not math.isfinite(v) for v in raw], dtype=np.bool_)
-        values = np.array([np.nan if m else float(v) for v, m in zip(raw, mask)], dtype=np.float64)  # type: ignore[arg-type]
+        values = np.array(
+            [np.nan if v is None else float(v) for v in (by_step[int(s)] for s in steps)],
+            dtype=np.float64,
+        )
+        values[~np.isfinite(values)] = np.nan
         first = int(steps[0]) if len(steps) else 0
         last = int(steps[-1]) if len(steps) else 0
-        return cls(
-            name=name,
-            steps=steps,
-            values=values,
-            nan_mask=mask,
+        return cls.from_arrays(
+            name,
+            steps,
+            values,
             start_step=first if start_step is None else start_step,
             end_step=last if end_step is None else end_step,
             step_interval=step_interval,
@@ -125,7 +126,7 @@ class MetricSeries:
         """``{step: value}`` with ``None`` for the steps marked ``"nan"``."""
         return {
             int(s): (None if m else float(v))
-            for s, v, m in zip(self.steps, self.values, self.nan_mask)
+            for s, v, m in zip(self.steps, self.values, self.nan_mask, strict=True)
         }
 
     def same_as(self, other: MetricSeries) -> bool:
@@ -304,9 +305,16 @@ def _steps_array(keys: list[str], name: str, where: str) -> npt.NDArray[np.int64
 
 
 def _values_array(
-    raw: list[t.Any], name: str, where: t.Callable[[int], str]
+    raw: list[t.Any], name: str, prefix: str, keys: list[str] | None
 ) -> npt.NDArray[np.float64]:
-    """Values as float64 with NaN for ``"nan"``; anything else that is not a finite number fails."""
+    """Values as float64 with NaN for ``"nan"``; anything else that is not a finite number fails.
+
+    ``keys`` are the step keys of the current layout (None for a legacy list), for messages.
+    """
+
+    def where(i: int) -> str:
+        return f"{prefix}[{i}]" if keys is None else f"{prefix}[{json.dumps(keys[i])}]"
+
     out = np.empty(len(raw), dtype=np.float64)
     odd = [i for i, v in enumerate(raw) if v.__class__ is not float]
     if not odd:
@@ -361,13 +369,11 @@ def parse_golden(data: t.Any, path: str | Path, *, log_interval: int = 1) -> Gol
         raw_values = block["values"]
         if isinstance(raw_values, list):
             steps = (start + np.arange(len(raw_values), dtype=np.int64) * max(interval, 1) + 1) * log_interval
-            values = _values_array(raw_values, name, lambda i: f"{where}.values[{i}]")
+            values = _values_array(raw_values, name, f"{where}.values", None)
         elif isinstance(raw_values, dict):
             keys = list(raw_values)
             steps = _steps_array(keys, name, f"{where}.values")
-            values = _values_array(
-                list(raw_values.values()), name, lambda i: f"{where}.values[{json.dumps(keys[i])}]"
-            )
+            values = _values_array(list(raw_values.values()), name, f"{where}.values", keys)
         else:
             raise GoldenFormatError("CG110", name, "'values' must be an object or a list", f"{where}.values")
         metrics[metric] = MetricSeries.from_arrays(
@@ -406,7 +412,7 @@ def to_document(golden: GoldenValues) -> dict[str, t.Any]:
             block["value_precision"] = s.value_precision
         block["values"] = {
             str(int(step)): (NAN if m else float(v))
-            for step, v, m in zip(s.steps, s.values, s.nan_mask)
+            for step, v, m in zip(s.steps, s.values, s.nan_mask, strict=True)
         }
         doc[name] = block
     return doc
