@@ -140,6 +140,10 @@ class OpenAPICheck:
         try:
             self.api.validate_response(self._request(method, url, headers, body), RequestsOpenAPIResponse(response))
         except Exception as e:
+            if type(e).__name__ == "ResponseNotFound" and status >= 400:
+                # the forges answer 401/404/422 where their descriptions omit them (GitHub's
+                # delete-comment lists only 204): only documented answers can be checked
+                return []
             return [self._text(e)]
         return []
 
@@ -149,8 +153,6 @@ class ApiServer:
 
     prefix = ""
     spec_file: str | None = None
-    # (method, status) answers the real forge gives but its description omits: not validated
-    undocumented: t.ClassVar[frozenset[tuple[str, int]]] = frozenset()
 
     def __init__(self, *, token: str = "test-token-0123456789", validate: bool = True) -> None:
         self.token = token
@@ -255,7 +257,7 @@ class ApiServer:
             match = pattern.match(request.path)
             if match and method == request.method:
                 if not self.authorized(request):
-                    return self.unauthorized(), False  # the auth layer's answer, not in each operation
+                    return self.unauthorized(), True
                 if is_list and self._list_barrier is not None:
                     barrier = self._list_barrier
                     with contextlib.suppress(threading.BrokenBarrierError):
@@ -328,12 +330,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 reply, validate = Reply(422, {"message": "Validation Failed", "errors": errors,
                                               "documentation_url": "https://docs.github.com/rest"}), False
             else:
-                with api.lock if request.method != "GET" else _nolock():
-                    reply, validate = api.dispatch(request)
+                try:
+                    with api.lock if request.method != "GET" else _nolock():
+                        reply, validate = api.dispatch(request)
+                except Exception as e:  # a bug of the test server: say so, answer 500
+                    with api.lock:
+                        api.violations.append(f"server error on {self.command} {self.path}: {e!r}")
+                    reply, validate = Reply(500, {"message": "Server Error"}), False
                 validate = validate and checked
         data, headers = reply.encode()
-        if validate and api._check is not None and reply.status < 500 \
-                and (request.method, reply.status) not in api.undocumented:
+        if validate and api._check is not None and reply.status < 500:
             errors = api._check.response_errors(self.command, api.origin + self.path, dict(self.headers), body,
                                                 reply.status, headers, data)
             if errors:
@@ -357,7 +363,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
-    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = _handle
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = do_TRACE = _handle
 
 
 class _Sink:

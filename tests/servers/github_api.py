@@ -12,21 +12,24 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 import typing as t
 from dataclasses import dataclass, field
+from urllib.parse import quote, unquote
 
 from .base import ApiServer, Reply, Request, iso
 
 EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
 READ_ONLY_MESSAGE = "Resource not accessible by integration"
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")  # GitHub's owner and repository names
 
 
 def simple_user(login: str, user_id: int) -> dict[str, t.Any]:
-    base = f"https://api.github.com/users/{login}"
+    base = f"https://api.github.com/users/{quote(login)}"  # github-actions%5Bbot%5D, as GitHub sends
     return {
         "login": login, "id": user_id, "node_id": f"MDQ6VXNlcj{user_id}", "type": "Bot" if "[bot]" in login else "User",
         "avatar_url": f"https://avatars.githubusercontent.com/u/{user_id}?v=4", "gravatar_id": "",
-        "url": base, "html_url": f"https://github.com/{login}", "followers_url": f"{base}/followers",
+        "url": base, "html_url": f"https://github.com/{quote(login)}", "followers_url": f"{base}/followers",
         "following_url": f"{base}/following{{/other_user}}", "gists_url": f"{base}/gists{{/gist_id}}",
         "starred_url": f"{base}/starred{{/owner}}{{/repo}}", "subscriptions_url": f"{base}/subscriptions",
         "organizations_url": f"{base}/orgs", "repos_url": f"{base}/repos", "events_url": f"{base}/events{{/privacy}}",
@@ -68,8 +71,6 @@ class GitHubState:
 
 class GitHubAPIServer(ApiServer):
     spec_file = "github-subset.json"
-    # GitHub answers 404 to deleting a comment that is gone; the description lists only 204
-    undocumented = frozenset({("DELETE", 404)})
 
     def __init__(self, *, read_only_tokens: t.Collection[str] = (), **kwargs: t.Any) -> None:
         super().__init__(**kwargs)
@@ -120,6 +121,13 @@ class GitHubAPIServer(ApiServer):
         value = request.headers.get("authorization", "")
         scheme, _, token = value.partition(" ")
         return token.strip() if scheme.lower() in ("bearer", "token") else None
+
+    def dispatch(self, request: Request) -> tuple[Reply, bool]:
+        parts = request.path.split("/")
+        if len(parts) > 3 and parts[1] == "repos" and not (_NAME.match(unquote(parts[2]))
+                                                           and _NAME.match(unquote(parts[3]))):
+            return Reply(404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}), True
+        return super().dispatch(request)
 
     def authorized(self, request: Request) -> bool:
         if request.path.startswith("/_storage/"):
