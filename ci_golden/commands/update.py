@@ -1,18 +1,40 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 HELP = "write new golden files from the actual values behind job results"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", nargs="+", metavar="RESULTS")
-    parser.add_argument("--only-failing", action="store_true")
-    parser.add_argument("--only-drift", action="store_true")
-    parser.add_argument("--case", action="append", default=[], metavar="GLOB")
-    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("results", nargs="+", metavar="RESULTS", help="result.json files or folders holding them (run outputs, fetched artifacts)")
+    parser.add_argument("--only-failing", action="store_true", help="only results whose verdict is not pass (drift included)")
+    parser.add_argument("--only-drift", action="store_true", help="only results whose verdict is drift")
+    parser.add_argument("--case", action="append", default=[], metavar="GLOB", help="only cases whose id matches (repeatable)")
+    parser.add_argument("--dry-run", action="store_true", help="say what would change, write no golden")
     parser.add_argument("--summary", metavar="FILE", help="write the Markdown change summary here")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("ci-golden update")
+    """Exit 0 when every selected result was applied, 1 when some could not be, 2 on bad input."""
+    from ci_golden.commands import load_suite
+    from ci_golden.commands.migrate import display_path
+    from ci_golden.errors import InputError
+    from ci_golden.golden import atomic_write_text
+    from ci_golden.update import apply_updates, plan_updates, render_summary
+
+    suite = load_suite(args)
+    updates = plan_updates(
+        [Path(p) for p in args.results], suite,
+        only_failing=args.only_failing, only_drift=args.only_drift, cases=args.case,
+    )  # fmt: skip
+    if not updates:
+        raise InputError(", ".join(args.results), "no result matches the selection (--only-failing, --only-drift, --case)")
+    if not args.dry_run:
+        updates = apply_updates(updates, suite)
+    summary = render_summary(updates, dry_run=args.dry_run, display=display_path)
+    sys.stdout.write(summary)
+    if args.summary:
+        atomic_write_text(Path(args.summary), summary)
+    return 0 if all(u.problem is None for u in updates) else 1
