@@ -59,6 +59,14 @@ class JobSpec:
         return self.golden.name if self.golden is not None else golden_name(self.environment, self.platform)
 
 
+def default_n_repeat(case: TestCase, config: Config) -> int:
+    """Repeats of a case: CI_GOLDEN.n_repeat, else Megatron-LM's N_REPEAT, else the config's default."""
+    n_repeat = case.model_config.get("N_REPEAT") if case.has_config else None
+    if isinstance(n_repeat, bool) or not isinstance(n_repeat, int):
+        n_repeat = None
+    return case.settings.n_repeat or n_repeat or config.defaults.n_repeat
+
+
 def plan(spec: JobSpec, config: Config) -> RunPlan:
     return plan_run(
         spec.case, spec.out, cwd=config.root.resolve(), n_repeat=spec.n_repeat, nodes=spec.nodes, gpus=spec.gpus
@@ -188,7 +196,10 @@ def _run_phases(
     """Run every phase in order; the error message of the first that failed, else None."""
     for phase in the_plan.phases:
         if phase.number == 2:
-            step = keep_midpoint(phase.checkpoints, the_plan.train_iters)
+            try:
+                step = keep_midpoint(phase.checkpoints, the_plan.train_iters)
+            except InputError as e:
+                return f"cannot resume {phase.label}: {e.detail}"
             if phase.repeat == 1:
                 info["resume_step"] = step
         remaining = deadline - time.monotonic()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci_golden.discover import Suite, case_jobs
-from ci_golden.execute import JobSpec, execute
+from ci_golden.execute import JobSpec, default_n_repeat, execute
 from ci_golden.runner import Sink
 
 if t.TYPE_CHECKING:
@@ -58,7 +58,7 @@ def plan_jobs(suite: Suite, platforms: t.Collection[str], out: Path) -> list[Job
                     platform=job.platform,
                     golden=job.golden,
                     out=out / job_id(case.id, job.environment, job.platform),
-                    n_repeat=settings.n_repeat or config.defaults.n_repeat,
+                    n_repeat=default_n_repeat(case, config),
                     time_limit=settings.time_limit or config.defaults.time_limit,
                     nodes=settings.nodes or config.defaults.nodes,
                     gpus=platform.gpus_per_node,

@@ -210,8 +210,9 @@ def test_gpu_check_refuses_wrong_runner(tmp_path: Path, cli: t.Callable[..., t.A
     )
     assert not (root / "o").exists()  # refused at once: nothing ran, nothing written
     assert time.monotonic() - start < 60
-    res = cli("run", "demo/a", "--environment", "dev", "--platform", "dgx_h100", "--out", "o", "--skip-gpu-check", cwd=root, env=env)
-    assert res.returncode == 0, res.stderr
+    if body is None:
+        res = cli("run", "demo/a", "--environment", "dev", "--platform", "dgx_h100", "--out", "o", "--skip-gpu-check", cwd=root, env=env)
+        assert res.returncode == 0, res.stderr
 
 
 # --- failures ----------------------------------------------------------------------------------
@@ -322,3 +323,38 @@ def test_job_json_with_repeats(tmp_path: Path, cli: t.Callable[..., t.Any]) -> N
     actual = json.loads((out / "golden_values_dev_cpu.json").read_text())
     assert list(actual["lm loss"]["values"]) == ["1", "5", "10"]
     shutil.rmtree(out)
+
+
+def test_megatron_n_repeat_and_ckpt_resume_phases_in_dry_run(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    root = project(tmp_path, {"demo/a": demo_case("N_REPEAT: 2\nTEST_TYPE: ckpt-resume\nMODEL_ARGS_2:\n  --train-iters: 12\n")})
+    res = cli("run", "demo/a", "--environment", "dev", "--platform", "cpu", "--out", "o", "--dry-run", cwd=root)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.splitlines()
+    assert out[0] == "# demo/a (dev, cpu): TEST_TYPE ckpt-resume, 2 repeat(s), time limit 60 s, output o"
+    run_dir = root / "o" / "run"
+    assert [line for line in out if line.startswith("# ")][1:] == [
+        f"# phase1: log {run_dir}/phase1/stdout.log",
+        "# keep the checkpoint nearest the middle of the run, drop later ones, resume from it",
+        f"# phase2: log {run_dir}/phase2/stdout.log",
+        f"# repeat-2/phase1: log {run_dir}/repeat-2/phase1/stdout.log",
+        "# keep the checkpoint nearest the middle of the run, drop later ones, resume from it",
+        f"# repeat-2/phase2: log {run_dir}/repeat-2/phase2/stdout.log",
+    ]
+    commands = [line for line in out if line.startswith(sys.executable)]
+    assert commands[0].endswith(f"--train-iters 10 --seed 7 --log-jsonl {run_dir}/phase1/metrics.jsonl")
+    assert commands[1] == f"{sys.executable} {TRAINER} --train-iters 12"  # MODEL_ARGS_2 in phase 2
+    assert f"export CHECKPOINT_LOAD_PATH={run_dir}/repeat-2/checkpoints" in out
+
+
+def test_ckpt_resume_without_a_midpoint_checkpoint(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    case = demo_case("TEST_TYPE: ckpt-resume\n").replace("--seed: 7\n", "--seed: 7\n  --save: ${CHECKPOINT_SAVE_PATH}\n")
+    root = project(tmp_path, {"demo/a": case})
+    res = cli("run", "demo/a", "--environment", "dev", "--platform", "cpu", "--out", "o", cwd=root)
+    assert res.returncode == 1
+    result = json.loads((root / "o" / "result.json").read_text())
+    assert (result["verdict"], result["message"]) == (
+        "error",
+        "cannot resume phase2: ckpt-resume needs a checkpoint before the last step 10 (saved: [10]); "
+        "set --save-interval to about half of --train-iters",
+    )
+    assert result["run"]["exit_codes"] == {"phase1": 0}

@@ -64,7 +64,7 @@ def _job_entry(text: str) -> dict[str, t.Any]:
 def job_spec(args: argparse.Namespace, suite: Suite) -> JobSpec:
     """The job to run, from ``--job`` or from CASE ``--environment --platform``."""
     from ci_golden.errors import UsageError
-    from ci_golden.execute import JobSpec
+    from ci_golden.execute import JobSpec, default_n_repeat
     from ci_golden.matrix import job_id
 
     config = suite.config
@@ -83,7 +83,7 @@ def job_spec(args: argparse.Namespace, suite: Suite) -> JobSpec:
     config.check_names("platform", [platform], where)
     case = suite.case(case_id)
     settings, defaults = case.settings, config.defaults
-    n_repeat = args.n_repeat or entry.get("n_repeat") or settings.n_repeat or defaults.n_repeat
+    n_repeat = args.n_repeat or entry.get("n_repeat") or default_n_repeat(case, config)
     if not 1 <= n_repeat <= 100:
         raise UsageError(f"--n-repeat {n_repeat}: expected 1 to 100")
     out = Path(args.out) if args.out else Path("ci-golden-out") / job_id(case.id, environment, platform)
