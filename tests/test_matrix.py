@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 import typing as t
 from collections import Counter
@@ -409,7 +408,7 @@ def test_gitlab_child_pipeline_jobs(project: Path, cli: t.Callable[..., t.Any]) 
             "when": ["runner_system_failure", "stuck_or_timeout_failure", "scheduler_failure"],
         },
         "variables": {"CI_GOLDEN_JOB_ID": "model__alpha__dev__h100"},
-        "script": [job["script"][0]],
+        "script": job["script"],
         "artifacts": {
             "name": "ci-golden-model__alpha__dev__h100",
             "when": "always",
@@ -417,12 +416,11 @@ def test_gitlab_child_pipeline_jobs(project: Path, cli: t.Callable[..., t.Any]) 
             "paths": ["ci-golden-out/model__alpha__dev__h100/"],
         },
     }
-    argv = shlex.split(job["script"][0])
-    assert argv[:3] == ["ci-golden", "run", "--job"] and argv[4:] == [
-        "--out",
-        "ci-golden-out/model__alpha__dev__h100",
+    assert job["script"] == [
+        "ci-golden run model/alpha --environment dev --platform h100 --n-repeat 1"
+        " --out ci-golden-out/model__alpha__dev__h100"
     ]
-    assert json.loads(argv[3]) == entry
+    assert entry["id"] == "model__alpha__dev__h100"
     assert "tags" not in doc["cpu_case dev cpu"]
     report = doc["ci-golden report"]
     assert report["when"] == "always" and report["stage"] == "report"
@@ -487,9 +485,9 @@ def test_limits_fail_with_the_fix_never_a_truncated_list() -> None:
         emit.render_gitlab(Selection((_job(1, tags=()),)))
     with pytest.raises(
         UsageError,
-        match=r"^the child pipeline is \d+ bytes, over GitLab's limit of 5242880; split it with --platform \(h100: 3000\) or --shard K/N$",
+        match=r"^the child pipeline is \d+ bytes, over GitLab's limit of 5242880; split it with --platform \(h100: 1500\) or --shard K/N$",
     ):
-        emit.render_gitlab(Selection(tuple(_job(i, golden="g" * 2000) for i in range(3000))))
+        emit.render_gitlab(Selection(tuple(_job(i, id=f"{i}" + "x" * 1000) for i in range(1500))))
 
 
 def test_output_is_byte_identical_across_processes(
