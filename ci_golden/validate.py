@@ -173,6 +173,7 @@ def check_case(case: TestCase, config: Config) -> tuple[list[Finding], int]:
         except ConfigError as e:
             line = locate(read_text(config_path), ["CI_GOLDEN"], yaml=True)
             out.append(finding("CG142", str(config_path), e.detail, "$.CI_GOLDEN", line))
+            model_config = None  # its jobs are unknown: no job-based finding
         read = {j.golden.name for j in jobs if j.golden is not None}
         if case.has_config and not jobs and model_config is not None:
             why = "no golden file" if not case.golden_files else "no golden resolves for any environment and platform"

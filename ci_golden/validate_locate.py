@@ -65,55 +65,78 @@ def read_text(path: Path) -> str:
         return ""
 
 
-def _message(e: ValidationError) -> str:
+def _reason(e: ValidationError) -> str:
+    """What is wrong with ``e.instance``, without naming it."""
     v, inst = e.validator, e.instance
     if v == "type":
-        return f"{short(inst)} is not of type {short(e.validator_value)}"
+        return f"is not of type {short(e.validator_value)}"
     if v == "required" and isinstance(e.validator_value, list):
         missing = [k for k in e.validator_value if isinstance(inst, dict) and k not in inst]
-        return f"missing required key {short(missing[0] if missing else e.validator_value)}"
-    if v == "additionalProperties" and isinstance(inst, dict):
+        return f"lacks the required key {short(missing[0] if missing else e.validator_value)}"
+    if v in ("minimum", "maximum"):
+        return f"is {'less' if v == 'minimum' else 'greater'} than the {v} {e.validator_value}"
+    if v in ("pattern", "maxLength") and isinstance(e.schema, dict) and e.schema.get("pattern") == "^nan":
+        return 'is a string other than "nan" (write numbers unquoted)'
+    if v == "pattern":
+        return f"does not match {e.validator_value}"
+    if v == "const":
+        return f"is not {short(e.validator_value)}"
+    if v in ("minProperties", "minItems"):
+        return "is empty"
+    if v in ("anyOf", "oneOf") and e.context:
+        return "fails every alternative: " + "; ".join(sorted({_reason(c) for c in e.context}))
+    if v == "not" and isinstance(e.validator_value, dict) and "description" in e.validator_value:
+        return f"breaks the rule: {e.validator_value['description']}"
+    return e.message if len(e.message) <= 200 else e.message[:199] + "…"
+
+
+def _message(e: ValidationError) -> str:
+    inst = e.instance
+    if e.validator == "additionalProperties" and isinstance(inst, dict):
         known = e.schema.get("properties", {}) if isinstance(e.schema, dict) else {}
         extra = [k for k in inst if k not in known]
         if extra:
             from ci_golden.config import did_you_mean
 
             return f"unknown key {short(extra[0])}{did_you_mean(str(extra[0]), known)}"
-    if v in ("minimum", "maximum"):
-        word = "less" if v == "minimum" else "greater"
-        return f"{short(inst)} is {word} than the {v} {e.validator_value}"
-    if v == "pattern":
-        return f"{short(inst)} does not match {e.validator_value}"
-    if v == "const":
-        return f"{short(inst)} is not {short(e.validator_value)}"
-    if v in ("anyOf", "oneOf") and e.context:
-        reasons = sorted({_message(c) for c in e.context if not c.path})
-        return f"{short(inst)} matches none of: " + "; ".join(reasons) if reasons else e.message[:200]
-    if v == "not" and isinstance(e.validator_value, dict) and "description" in e.validator_value:
-        return f"expected: {e.validator_value['description']}"
-    if v in ("minProperties", "minItems"):
-        return f"{short(inst)} is empty"
-    return e.message if len(e.message) <= 200 else e.message[:199] + "…"
+    if e.validator == "required" or (e.validator == "not" and isinstance(inst, dict)):
+        return _reason(e)[0].upper() + _reason(e)[1:] if e.validator == "not" else f"object {_reason(e)}"
+    return f"{short(inst)} {_reason(e)}"
+
+
+def _deepest(e: ValidationError) -> ValidationError:
+    """For a failed anyOf/oneOf whose alternatives got to different depths, the error of the
+    alternative that got furthest (the branch the author meant); else the error itself."""
+    while e.validator in ("anyOf", "oneOf") and e.context and any(c.path for c in e.context):
+        e = max(e.context, key=lambda c: len(c.absolute_path))
+    return e
 
 
 def schema_findings(
     code: str, path: Path, errors: t.Iterable[ValidationError], *, yaml: bool = False
 ) -> list[Finding]:
     """One finding per schema error (at most :data:`MAX_SCHEMA_FINDINGS`), with lines."""
-    errs = sorted(errors, key=lambda e: [str(p) for p in e.absolute_path])
+    errs = sorted((_deepest(e) for e in errors), key=lambda e: [str(p) for p in e.absolute_path])
     text = read_text(path) if errs else ""
     out: list[Finding] = []
-    for e in errs[:MAX_SCHEMA_FINDINGS]:
+    seen: set[tuple[str, str]] = set()
+    rest = 0
+    for i, e in enumerate(errs):
+        if len(out) == MAX_SCHEMA_FINDINGS:
+            rest = len(errs) - i
+            break
         parts = list(e.absolute_path)
-        line = locate(text, parts, yaml=yaml)
+        line = locate(text, parts, yaml=yaml) if parts else 1
         inst = e.instance
         this = code
         message = _message(e)
         if isinstance(inst, float) and not math.isfinite(inst):  # 1e400 parses as inf
             this, message = "CG106", f"{short(inst)}: a number out of the range of a double; write a finite number or \"nan\""
+        if (json_pointer(parts), message) in seen:  # two keywords saying the same thing
+            continue
+        seen.add((json_pointer(parts), message))
         out.append(finding(this, str(path), message, json_pointer(parts), line))
-    if len(errs) > MAX_SCHEMA_FINDINGS and out:
+    if rest:
         last = out[-1]
-        more = len(errs) - MAX_SCHEMA_FINDINGS
-        out[-1] = finding(last.code, last.path, f"{last.message} (and {more} more schema errors)", last.where, last.line)
+        out[-1] = finding(last.code, last.path, f"{last.message} (and {rest} more schema errors)", last.where, last.line)
     return out

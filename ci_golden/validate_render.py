@@ -20,9 +20,13 @@ def _place(f: Finding) -> str:
     return f"{f.path}:{f.line}" if f.line is not None else f.path
 
 
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _text_line(f: Finding) -> str:
     where = f"{f.where}: " if f.where and f.where != f"line {f.line}" else ""
-    return f"{_place(f)}: {f.code} {f.severity}: {where}{f.message}"
+    return _one_line(f"{_place(f)}: {f.code} {f.severity}: {where}{f.message}")
 
 
 def render_text(result: ValidationResult) -> str:
