@@ -1,17 +1,83 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import typing as t
+from pathlib import Path
+
+if t.TYPE_CHECKING:
+    from ci_golden.fetch import Artifact
+    from ci_golden.forge.http import Client
 
 HELP = "download the results artifacts of a CI run"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--github-run", metavar="ID")
-    source.add_argument("--gitlab-pipeline", metavar="ID")
-    parser.add_argument("--only-failing", action="store_true")
-    parser.add_argument("--out", metavar="DIR", default="ci-golden-results")
+    source.add_argument("--github-run", metavar="ID", help="a GitHub Actions workflow run id")
+    source.add_argument("--gitlab-pipeline", metavar="ID", help="a GitLab pipeline id (its child pipelines are followed)")
+    parser.add_argument("--only-failing", action="store_true", help="keep only results whose verdict is not pass")
+    parser.add_argument("--out", metavar="DIR", default="ci-golden-results", help="output folder, absent or empty (default: ci-golden-results)")
+    parser.add_argument("--repo", metavar="OWNER/NAME", help="GitHub repository (default: GITHUB_REPOSITORY)")
+    parser.add_argument("--project", metavar="ID", help="GitLab project id or path (default: CI_PROJECT_ID)")
+    parser.add_argument("--api-url", metavar="URL", help="API root (default: GITHUB_API_URL or CI_API_V4_URL)")
+    parser.add_argument("--max-entry-bytes", type=int, metavar="N", help="largest file an archive may hold (default 256 MiB)")
+    parser.add_argument("--max-total-bytes", type=int, metavar="N", help="largest archive, packed or unpacked (default 1 GiB)")
 
 
-def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("ci-golden fetch-results")
+def _client(forge: t.Literal["github", "gitlab"], api: str, token: str, environ: t.Mapping[str, str], verbose: int) -> Client:
+    from ci_golden.forge.context import secrets_in
+    from ci_golden.forge.http import Client
+    from ci_golden.forge.sansio import Redactor, RetryPolicy
+
+    log = (lambda line: print(f"ci-golden fetch-results: {line}", file=sys.stderr)) if verbose else None
+    return Client(forge, api, token, policy=RetryPolicy.from_environ(environ), log=log,
+                  redactor=Redactor(secrets_in(environ)))  # fmt: skip
+
+
+def _artifacts(args: argparse.Namespace, environ: t.Mapping[str, str]) -> tuple[Client, list[Artifact]]:
+    from ci_golden.errors import UsageError
+    from ci_golden.fetch import github_artifacts, gitlab_artifacts
+
+    verbose = getattr(args, "verbose", 0)
+    if args.github_run:
+        repo = args.repo or environ.get("GITHUB_REPOSITORY")
+        if not repo:
+            raise UsageError("no repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY")
+        token = environ.get("CI_GOLDEN_GITHUB_TOKEN") or environ.get("GITHUB_TOKEN")
+        if not token:
+            raise UsageError("no token: set GITHUB_TOKEN (or CI_GOLDEN_GITHUB_TOKEN) to one that may read Actions artifacts")
+        api = args.api_url or environ.get("GITHUB_API_URL") or "https://api.github.com"
+        client = _client("github", api, token, environ, verbose)
+        return client, github_artifacts(client, repo, args.github_run)
+    project = args.project or environ.get("CI_PROJECT_ID")
+    if not project:
+        raise UsageError("no project: pass --project ID or set CI_PROJECT_ID")
+    token = environ.get("CI_GOLDEN_GITLAB_TOKEN") or environ.get("GITLAB_TOKEN")
+    if not token:
+        raise UsageError("no token: set CI_GOLDEN_GITLAB_TOKEN to a project or personal access token with the read_api scope")
+    server = environ.get("CI_SERVER_URL", "https://gitlab.com").rstrip("/")
+    api = args.api_url or environ.get("CI_API_V4_URL") or f"{server}/api/v4"
+    client = _client("gitlab", api, token, environ, verbose)
+    return client, gitlab_artifacts(client, project, args.gitlab_pipeline)
+
+
+def run(args: argparse.Namespace, environ: t.Mapping[str, str] = os.environ) -> int:
+    """Exit 0 when results were fetched, 1 when the run left none, 2 on bad input or refusal."""
+    from ci_golden.errors import UsageError
+    from ci_golden.fetch import Limits, fetch, render_fetched
+
+    for flag in ("max_entry_bytes", "max_total_bytes"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
+    defaults = Limits()
+    limits = Limits(entry=args.max_entry_bytes or defaults.entry, total=args.max_total_bytes or defaults.total)
+    client, artifacts = _artifacts(args, environ)
+    fetched = fetch(client, artifacts, Path(args.out), only_failing=args.only_failing, limits=limits)
+    sys.stdout.write(render_fetched(fetched, args.out))
+    if not any(f.kept for f in fetched):
+        print(f"ci-golden fetch-results: no {'failing ' if args.only_failing else ''}result in the run's {len(artifacts)} artifact(s)", file=sys.stderr)
+        return 1
+    return 0
