@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import copy
 import difflib
+import sys
 import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
 from ci_golden.errors import ConfigError
-from ci_golden.schema import json_pointer, validator
+from ci_golden.schema import first_error
 from ci_golden.yamlio import load_yaml
 
 CONFIG_FILE = "ci_golden.yaml"
@@ -107,36 +108,30 @@ class Config:
 
     def check_names(self, kind: t.Literal["platform", "environment", "scope"], names: t.Iterable[str], where: str) -> None:
         """Raise a "did you mean" error for the first name the config does not define."""
-        known: t.Collection[str] = {
-            "platform": self.platforms,
-            "environment": self.environments,
-            "scope": self.scopes,
-        }[kind]
+        known: t.Collection[str]
+        if kind == "platform":
+            known = self.platforms
+        elif kind == "environment":
+            known = self.environments
+        else:
+            known = self.scopes
         for name in names:
             if name not in known:
                 raise ConfigError(where, f"unknown {kind} {name!r}{did_you_mean(name, known)}")
 
 
 def _schema_errors(data: dict[str, t.Any], name: str) -> None:
-    errors = sorted(validator("project_config").iter_errors(data), key=lambda e: list(e.absolute_path))
-    if not errors:
-        return
-    e = errors[0]
-    where = json_pointer(e.absolute_path)
-    if e.validator == "additionalProperties" and isinstance(e.instance, dict):
-        props = e.schema.get("properties", {}) if isinstance(e.schema, dict) else {}
-        unknown = [k for k in e.instance if k not in props]
-        if unknown:
-            raise ConfigError(name, f"unknown key {unknown[0]!r}{did_you_mean(unknown[0], props)}", where)
-    raise ConfigError(name, e.message, where)
+    error = first_error("project_config", data)
+    if error is not None:
+        raise ConfigError(name, *error)
 
 
 def _read_pyproject(path: Path) -> dict[str, t.Any] | None:
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
+    else:  # Python 3.10: tomli when it is installed
         try:
-            import tomli as tomllib  # type: ignore[no-redef]
+            import tomli as tomllib
         except ModuleNotFoundError:
             return None
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ci_golden.config import Config, did_you_mean
 from ci_golden.errors import ConfigError, InputError
-from ci_golden.schema import json_pointer, validator
+from ci_golden.schema import first_error
 from ci_golden.yamlio import load_yaml_text
 
 MODEL_CONFIG = "model_config.yaml"
@@ -150,16 +150,9 @@ class TestCase:
             data = {}
         if not isinstance(data, dict):
             raise InputError(name, "model_config.yaml must be a mapping", "$")
-        errors = sorted(validator("model_config").iter_errors(data), key=lambda e: list(e.absolute_path))
-        if errors:
-            e = errors[0]
-            message = e.message
-            if e.validator == "additionalProperties" and isinstance(e.instance, dict):
-                props = e.schema.get("properties", {}) if isinstance(e.schema, dict) else {}
-                unknown = [k for k in e.instance if k not in props]
-                if unknown:
-                    message = f"unknown key {unknown[0]!r}{did_you_mean(unknown[0], props)}"
-            raise ConfigError(name, message, json_pointer(e.absolute_path))
+        error = first_error("model_config", data)
+        if error is not None:
+            raise ConfigError(name, *error)
         return data
 
     @functools.cached_property

@@ -13,9 +13,9 @@ if t.TYPE_CHECKING:
 SchemaName = t.Literal["golden_values", "model_config", "project_config", "result"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_schema(name: str) -> dict[str, t.Any]:
-    text = resources.files("ci_golden").joinpath("schemas", f"{name}.schema.json").read_text("utf-8")
+    text = resources.files("ci_golden").joinpath(f"schemas/{name}.schema.json").read_text("utf-8")
     schema: dict[str, t.Any] = json.loads(text)
     return schema
 
@@ -23,7 +23,7 @@ def load_schema(name: str) -> dict[str, t.Any]:
 SCHEMA_NAMES: tuple[SchemaName, ...] = t.get_args(SchemaName)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def validator(name: str) -> Validator:
     """The Draft 2020-12 validator for one shipped schema, built once per process.
 
@@ -35,7 +35,7 @@ def validator(name: str) -> Validator:
     registry: Registry[t.Any] = Registry().with_resources(
         (load_schema(n)["$id"], Resource.from_contents(load_schema(n)))
         for n in SCHEMA_NAMES
-        if resources.files("ci_golden").joinpath("schemas", f"{n}.schema.json").is_file()
+        if resources.files("ci_golden").joinpath(f"schemas/{n}.schema.json").is_file()
     )
     schema = load_schema(name)
     Draft202012Validator.check_schema(schema)
@@ -54,3 +54,23 @@ def json_pointer(path: t.Iterable[t.Any]) -> str:
         else:
             out += "[" + json.dumps(part) + "]"
     return out
+
+
+def first_error(name: str, instance: t.Any) -> tuple[str, str] | None:
+    """``(message, location)`` of the first schema error, or None when ``instance`` is valid.
+
+    An unknown key gets a "did you mean" hint, since a typo must never be silently ignored.
+    """
+    from ci_golden.config import did_you_mean
+
+    errors = sorted(validator(name).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    err = errors[0]
+    message = err.message
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        props = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
+        unknown = [k for k in err.instance if k not in props]
+        if unknown:
+            message = f"unknown key {unknown[0]!r}{did_you_mean(unknown[0], props)}"
+    return message, json_pointer(err.absolute_path)

@@ -44,7 +44,7 @@ def expanded_size(data: t.Any, limit: int = MAX_EXPANDED_NODES) -> int:
 
 def load_yaml_text(text: str, name: str) -> t.Any:
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark else None
