@@ -427,3 +427,15 @@ def test_corpus_end_to_end(corpus: Path, cli: t.Callable[..., t.Any], tmp_path: 
     current = [p for p, d in _corpus_documents(corpus) if d and golden_ok(d) and load_golden(p).layout == "current"]
     assert len(current) == 712
     assert [p for p in current if str(p) in errors_by_file] == []
+
+
+def test_huge_end_step_is_not_expanded(tmp_path: Path) -> None:
+    case = tmp_path / "case"
+    case.mkdir()
+    (case / "model_config.yaml").write_text("METRICS: [lm loss]\n")
+    block = {"start_step": 1, "end_step": 10**17, "step_interval": 1, "values": {"1": 1.0, "3": 2.0}}
+    (case / "golden_values_dev_dgx_h100.json").write_text(json.dumps({"lm loss": block}, indent=4))
+    assert finding_lines(tmp_path) == [
+        "case/golden_values_dev_dgx_h100.json:4: CG112 error: $[\"lm loss\"].end_step: "
+        "end_step is 100000000000000000 but the last step key is 3",
+    ]

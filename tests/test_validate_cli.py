@@ -211,3 +211,24 @@ def test_no_traceback_on_every_bad_input(tmp_path: Path, cli: t.Callable[..., t.
     assert res.returncode == 1
     assert res.stderr == ""
     assert "Traceback" not in res.stdout
+
+
+def test_pre_commit_hook_definition(repo_root: Path, tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    import re
+
+    import yaml
+
+    (hook,) = yaml.safe_load((repo_root / ".pre-commit-hooks.yaml").read_text())
+    assert (hook["id"], hook["entry"], hook["pass_filenames"]) == ("ci-golden-validate", "ci-golden validate", True)
+    files = re.compile(hook["files"])
+    names = [
+        "cases/a/golden_values_dev_dgx_h100.json", "golden_values.json", "cases/a/model_config.yaml",
+        "ci_golden.yaml", "cases/a/notes.json", "cases/a/model_config.yaml.orig", "golden_values/x.txt",
+    ]
+    assert [n for n in names if files.search(n)] == names[:4]
+    # what pre-commit runs: the entry with the staged file names
+    make_tree(tmp_path, "nan_literal", "legacy_layout")
+    staged = [f"cases/nan_literal/{GOLDEN}", "cases/legacy_layout/model_config.yaml"]
+    res = cli("--test-cases", "cases", *hook["entry"].split()[1:], *staged, cwd=tmp_path)
+    assert res.returncode == 1
+    assert res.stdout.splitlines()[-1] == "1 errors, 0 warnings (4 files in 2 cases checked)"
