@@ -145,10 +145,9 @@ def job_name(label: str, case: str, environment: str, platform: str) -> str:
 
 
 def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return path.as_posix()
+    """``path`` relative to ``root`` (POSIX), or as given when outside it; string work only."""
+    text, prefix = path.as_posix(), root.as_posix().rstrip("/") + "/"
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def case_scopes(case: TestCase, config: Config) -> tuple[str, ...]:
@@ -159,6 +158,7 @@ def expand_case(case: TestCase, config: Config, label: str) -> list[MatrixJob]:
     """The jobs of one case, with settings from its CI_GOLDEN block, else the config."""
     settings = case.settings
     defaults = config.defaults
+    folder = _rel(case.path, config.root)
     jobs = []
     for job in case_jobs(case, config):
         platform = config.platforms[job.platform]
@@ -171,7 +171,7 @@ def expand_case(case: TestCase, config: Config, label: str) -> list[MatrixJob]:
                 platform=job.platform,
                 runs_on=platform.runs_on,
                 tags=platform.tags,
-                golden=_rel(job.golden, config.root) if job.golden is not None else None,
+                golden=f"{folder}/{job.golden.name}" if job.golden is not None else None,
                 n_repeat=settings.n_repeat or defaults.n_repeat,
                 time_limit=settings.time_limit or defaults.time_limit,
                 nodes=settings.nodes or defaults.nodes,
