@@ -33,7 +33,7 @@ from ci_golden.schema import json_pointer
 from ci_golden.validate_fast import classify, model_config_ok, non_string_key, schema_validator
 from ci_golden.validate_locate import locate, read_text, schema_findings
 from ci_golden.validate_semantics import check_current, check_legacy, missing_metrics, run_length
-from ci_golden.yamlio import load_yaml
+from ci_golden.validate_yaml import load_model_config
 
 # Findings about one file that depend on the case's model_config.yaml: kept when that changed.
 CROSS_FILE_CODES = frozenset({"CG113", "CG114", "CG143", "CG144", "CG145"})
@@ -82,7 +82,7 @@ class ValidationResult:
 
 def _load_model_config(path: Path) -> tuple[dict[str, t.Any] | None, list[Finding]]:
     try:
-        data = load_yaml(path)
+        data = load_model_config(path)
     except InputError as e:
         line = int(e.where.split()[1]) if e.where and e.where.startswith("line ") else None
         return None, [finding("CG140", str(path), e.detail, e.where, line)]

@@ -1,0 +1,159 @@
+"""A fast reader for the plain subset of YAML that model_config.yaml files are written in.
+
+PyYAML builds every scalar through generic Python machinery; over a tree of hundreds of
+cases that costs more than reading all the golden JSON. Nearly every model_config.yaml is
+nested block mappings of plain scalars, short block or flow lists, and comments. This reader
+handles exactly that subset and returns None for anything else (anchors, tags, quotes with
+escapes, multi-line scalars, flow mappings, tabs, document markers...), so the caller falls
+back to PyYAML, which also reports the errors. Scalars are typed by PyYAML's own YAML 1.1
+resolver and constructors, so ``on``, ``1_000`` or ``1:30`` read exactly as PyYAML reads them.
+``tests/test_validate_yaml.py`` compares both readers on every corpus file.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+from pathlib import Path
+
+import yaml
+
+from ci_golden.errors import InputError
+from ci_golden.yamlio import MAX_YAML_BYTES, load_yaml_text
+
+_LINE = re.compile(r"( *)(?:(- )|([-A-Za-z0-9_.][-A-Za-z0-9_./]*):(?: +|$))(.*)\Z")
+_PLAIN_START_BAD = set("[]{}#&*!|>'\"%@`,")
+_QUOTED = re.compile(r"\"([^\"\\]*)\"|'([^']*)'")
+_RESOLVERS = yaml.resolver.Resolver.yaml_implicit_resolvers
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_STR = "tag:yaml.org,2002:str"
+# what PyYAML refuses, and the line breaks of YAML 1.1 other than \n: left to PyYAML
+_NOT_SIMPLE = re.compile("[^\x0A\x0D\x20-\x7E\xA0-\u2027\u202A-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _plain(text: str) -> t.Any:
+    """The value of a plain scalar, typed like PyYAML types it (raises _NotPlain)."""
+    first = text[0]
+    if first in _PLAIN_START_BAD or (first in "-?:" and text[1:2] in ("", " ")):
+        raise _NotPlain
+    if ": " in text or text.endswith(":") or "\t" in text:
+        raise _NotPlain
+    for tag, regexp in _RESOLVERS.get(first, ()):
+        if regexp.match(text):
+            if tag == _STR:
+                return text
+            node = yaml.ScalarNode(tag, text)
+            return _CONSTRUCTOR.yaml_constructors[tag](_CONSTRUCTOR, node)
+    return text
+
+
+def _scalar(text: str) -> t.Any:
+    text = _strip_comment(text)
+    if not text:
+        return None
+    if text[0] in "\"'":
+        m = _QUOTED.fullmatch(text)
+        if m is None:
+            raise _NotPlain
+        return m.group(1) if m.group(1) is not None else m.group(2)
+    if text[0] == "[":
+        if not text.endswith("]"):
+            raise _NotPlain
+        inner = text[1:-1].strip()
+        if not inner:
+            return []
+        if any(c in inner for c in "[]{}\"'#:?"):
+            raise _NotPlain
+        return [_plain(item.strip()) for item in inner.split(",")]
+    return _plain(text)
+
+
+def _strip_comment(text: str) -> str:
+    if "#" in text:
+        if text.startswith("#"):
+            return ""
+        cut = text.find(" #")
+        if cut >= 0:
+            text = text[:cut]
+    return text.rstrip(" ")
+
+
+def read_plain_yaml(text: str) -> dict[str, t.Any] | None:
+    """The document when ``text`` is in the plain subset and a mapping; else None."""
+    if _NOT_SIMPLE.search(text):
+        return None
+    try:
+        return _read(text)
+    except (_NotPlain, yaml.YAMLError, ValueError, KeyError, IndexError):
+        return None
+
+
+def load_model_config(path: Path) -> t.Any:
+    """Read a model_config.yaml like :func:`ci_golden.yamlio.load_yaml` does (same limits and
+    messages), through the fast reader when the file is in its subset."""
+    name = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise InputError(name, f"file is {size} bytes, over the limit of {MAX_YAML_BYTES}")
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(name, f"cannot read file: {e.strerror or e}") from e
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(name, f"not UTF-8 (byte {e.start})") from e
+    fast = read_plain_yaml(text)
+    return fast if fast is not None else load_yaml_text(text, name)
+
+
+def _read(text: str) -> dict[str, t.Any] | None:
+    root: dict[str, t.Any] = {}
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in text.split("\n")):
+        return None  # an empty document is None for PyYAML
+    # stack of (indent, container); a key whose value is still open waits in `pending`
+    stack: list[tuple[int, t.Any]] = [(-1, root)]
+    pending: tuple[int, dict[str, t.Any], str] | None = None
+    for raw in text.split("\n"):
+        line = raw.rstrip("\r")
+        stripped = line.lstrip(" ")
+        if not stripped or stripped.startswith("#"):
+            continue
+        if "\t" in line or line.startswith(("---", "...", "%")):
+            return None
+        m = _LINE.match(line)
+        if m is None:
+            return None
+        indent, dash, key, rest = len(m.group(1)), m.group(2), m.group(3), m.group(4)
+        if key is not None and type(_plain(key)) is not str:
+            return None  # a key YAML types (on, 1, null): PyYAML decides
+        if pending is not None:
+            p_indent, p_map, p_key = pending
+            pending = None
+            if dash and indent >= p_indent:
+                p_map[p_key] = []
+                stack.append((indent, p_map[p_key]))
+            elif not dash and indent > p_indent:
+                p_map[p_key] = {}
+                stack.append((indent, p_map[p_key]))
+        while stack[-1][0] > indent or (stack[-1][0] == indent and dash is None and isinstance(stack[-1][1], list)):
+            stack.pop()
+        top_indent, container = stack[-1]
+        if dash:
+            if not isinstance(container, list) or top_indent != indent or (_LINE.match(rest) and ": " in rest):
+                return None
+            container.append(_scalar(rest))
+            continue
+        if isinstance(container, list) or (top_indent != indent and container is not root) or (container is root and indent):
+            return None
+        value = _strip_comment(rest)
+        if value:
+            container[key] = _scalar(value)
+        else:
+            container[key] = None
+            pending = (indent, container, key)
+    return root
