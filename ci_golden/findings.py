@@ -32,7 +32,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "CG115": ("error", "METRICS in model_config.yaml names a metric a golden file does not have"),
     "CG120": ("warning", "legacy list layout: run `ci-golden migrate` to rewrite it in the current layout"),
     # golden file names and the jobs that read them
-    "CG130": ("error", "unknown environment in a golden file name"),
+    "CG130": ("error", "unknown environment in a golden file name, or a name not golden_values[_<env>[_<platform>]].json"),
     "CG131": ("error", "unknown platform in a golden file name, close to a configured one (a typo?)"),
     "CG132": ("warning", "unreferenced golden: shadowed by a more specific golden for every job"),
     "CG133": ("warning", "unreferenced golden: second phase of a resume run (*_2nd.json), no job reads it"),
