@@ -92,6 +92,46 @@ class CaseSettings:
         )
 
 
+@functools.lru_cache(maxsize=1024)
+def _settings_from_block(text: str) -> CaseSettings | InputError:
+    """Parse and check one ``CI_GOLDEN`` block; memoized, since many cases share the same block.
+
+    A bad block is returned as an :class:`InputError` without a file name; the caller adds it.
+    """
+    try:
+        parsed = load_yaml_text(text, "")
+    except InputError as e:
+        return e
+    block = (parsed.get(CASE_KEY) if isinstance(parsed, dict) else None) or {}
+    error = first_error("case_settings", block)
+    if error is not None:
+        message, where = error
+        return ConfigError("", message, f"$.{CASE_KEY}{where[1:]}")
+    return CaseSettings.from_block(block)
+
+
+def _top_level_block(raw: bytes, key: str) -> str | None:
+    """The text of the top-level block ``key:`` of a block-style YAML mapping, or None when the
+    file is not that simple (the key appears twice or nested, aliases, tags, tabs)."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(f"{key}:")]
+    if len(starts) != 1 or text.count(key) != 1:
+        return None
+    block = [lines[starts[0]]]
+    for line in lines[starts[0] + 1 :]:
+        if line and not line[0].isspace() and not line.startswith("#"):
+            break
+        block.append(line)
+    body = "\n".join(block)
+    if any(ch in body for ch in "*!\t"):  # an alias to elsewhere, a tag, or a tab
+        return None
+    return body + "\n"
+
+
 @dataclass(frozen=True)
 class Job:
     """One CI job: a case in one environment on one platform, and the golden it reads."""
@@ -131,7 +171,8 @@ class TestCase:
         if not self.has_config:
             return b""
         try:
-            return self.config_path.read_bytes()
+            with open(os.path.join(str(self.path), MODEL_CONFIG), "rb") as f:
+                return f.read()
         except OSError as e:
             raise InputError(str(self.config_path), f"cannot read file: {e.strerror or e}") from e
 
@@ -157,11 +198,22 @@ class TestCase:
 
     @functools.cached_property
     def settings(self) -> CaseSettings:
-        """The ``CI_GOLDEN`` block; the YAML is only parsed when the file mentions it."""
-        if CASE_KEY.encode() not in self._config_bytes:
+        """The ``CI_GOLDEN`` block, checked against its schema.
+
+        Planning a matrix of thousands of cases needs only this block, so when it is a plain
+        top-level block it is parsed alone; the whole file is parsed otherwise (and always by
+        ``ci-golden validate``).
+        """
+        raw = self._config_bytes
+        if CASE_KEY.encode() not in raw:
             return CaseSettings()
-        block = self.model_config.get(CASE_KEY) or {}
-        return CaseSettings.from_block(block)
+        block_text = _top_level_block(raw, CASE_KEY)
+        if block_text is None:
+            return CaseSettings.from_block(self.model_config.get(CASE_KEY) or {})
+        settings = _settings_from_block(block_text)
+        if isinstance(settings, InputError):
+            raise InputError(str(self.config_path), settings.detail, settings.where)
+        return settings
 
     @property
     def metrics(self) -> tuple[str, ...] | None:
@@ -171,11 +223,15 @@ class TestCase:
 
     def golden_for(self, environment: str, platform: str) -> Path | None:
         """Resolve the golden of a job: exact, then environment-wide, then generic."""
-        present = set(self.golden_files)
+        present = self.golden_files
         for name in (golden_name(environment, platform), golden_name(environment), golden_name()):
             if name in present:
-                return self.path / name
+                return self._golden_paths[name]
         return None
+
+    @functools.cached_property
+    def _golden_paths(self) -> dict[str, Path]:
+        return {name: self.path / name for name in self.golden_files}
 
 
 @dataclass(frozen=True)
@@ -203,13 +259,15 @@ class Suite:
         )
 
 
+_WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f]")
+
+
 def _bad_folder_name(name: str) -> str | None:
-    if any(ch.isspace() for ch in name):
-        return "has whitespace"
+    bad = _WHITESPACE_OR_CONTROL.search(name)
+    if bad:
+        return "has whitespace" if bad.group().isspace() else "has a control character"
     if ".." in name:
         return "contains '..'"
-    if any(ord(ch) < 32 for ch in name):
-        return "has a control character"
     return None
 
 
@@ -220,48 +278,54 @@ def discover(config: Config, root: Path | None = None) -> Suite:
         raise InputError(str(root), "test-case folder not found (set test_cases in ci_golden.yaml or pass --test-cases)")
     cases: list[TestCase] = []
     problems: list[TreeProblem] = []
-    stack = [root]
+    root_text = str(root)
+    stack = [root_text]
     while stack:
         folder = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError as e:
-            problems.append(TreeProblem(folder, "CG151", f"cannot list folder: {e.strerror or e}"))
-            continue
         goldens: list[str] = []
         has_config = False
-        for entry in entries:
-            name = entry.name
-            if name.startswith("."):
-                continue
-            if entry.is_symlink():
-                try:
-                    target = Path(entry.path).resolve(strict=True)
-                except (OSError, RuntimeError):
-                    problems.append(TreeProblem(Path(entry.path), "CG151", "broken symlink or symlink loop"))
-                    continue
-                if target.is_dir():
-                    problems.append(
-                        TreeProblem(Path(entry.path), "CG151", "folder symlink not followed; move the case into the tree")
-                    )
-                    continue
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(Path(entry.path))
-            elif name == MODEL_CONFIG:
-                has_config = True
-            elif name.startswith("golden_values") and name.endswith(".json"):
-                goldens.append(name)
+        try:
+            with os.scandir(folder) as it:
+                for entry in it:
+                    name = entry.name
+                    if name.startswith("."):
+                        continue
+                    if entry.is_symlink():
+                        problem = _symlink_problem(entry.path)
+                        if problem is not None:
+                            problems.append(problem)
+                            continue
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif name == MODEL_CONFIG:
+                        has_config = True
+                    elif name.startswith("golden_values") and name.endswith(".json"):
+                        goldens.append(name)
+        except OSError as e:
+            problems.append(TreeProblem(Path(folder), "CG151", f"cannot list folder: {e.strerror or e}"))
+            continue
         if has_config or goldens:
-            rel = folder.relative_to(root).as_posix()
-            bad = _bad_folder_name(rel)
-            if bad or rel == ".":
-                why = bad or "is the test-case root itself"
-                problems.append(TreeProblem(folder, "CG150", f"case folder name {why}; it cannot be a job name"))
+            rel = folder[len(root_text) + 1 :].replace(os.sep, "/")
+            bad = _bad_folder_name(rel) if rel else "is the test-case root itself"
+            if bad:
+                problems.append(TreeProblem(Path(folder), "CG150", f"case folder name {bad}; it cannot be a job name"))
                 continue
-            cases.append(TestCase(id=rel, path=folder, has_config=has_config, golden_files=tuple(sorted(goldens))))
+            goldens.sort()
+            cases.append(TestCase(id=rel, path=Path(folder), has_config=has_config, golden_files=tuple(goldens)))
     cases.sort(key=lambda c: c.id)
     problems.sort(key=lambda p: str(p.path))
     return Suite(config=config, root=root, cases=tuple(cases), problems=tuple(problems))
+
+
+def _symlink_problem(path: str) -> TreeProblem | None:
+    """A problem for a folder symlink (not followed) or a broken one; None for a file symlink."""
+    try:
+        target = Path(path).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return TreeProblem(Path(path), "CG151", "broken symlink or symlink loop")
+    if target.is_dir():
+        return TreeProblem(Path(path), "CG151", "folder symlink not followed; move the case into the tree")
+    return None
 
 
 def case_jobs(case: TestCase, config: Config) -> list[Job]:
@@ -271,10 +335,11 @@ def case_jobs(case: TestCase, config: Config) -> list[Job]:
     platform or environment.
     """
     settings = case.settings
-    where = str(case.config_path)
-    config.check_names("platform", settings.platforms, where)
-    config.check_names("environment", settings.environments, where)
-    config.check_names("scope", settings.scopes, where)
+    if settings.platforms or settings.environments or settings.scopes:
+        where = str(case.config_path)
+        config.check_names("platform", settings.platforms, where)
+        config.check_names("environment", settings.environments, where)
+        config.check_names("scope", settings.scopes, where)
     asked_envs = set(settings.environments or config.environments)
     asked_platforms = set(settings.platforms)
     jobs: list[Job] = []

@@ -11,6 +11,8 @@ if t.TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
 SchemaName = t.Literal["golden_values", "model_config", "project_config", "result"]
+# Validators for one definition inside a shipped schema: name -> (schema, JSON pointer).
+SUBSCHEMAS: dict[str, tuple[SchemaName, str]] = {"case_settings": ("model_config", "/$defs/ci_golden")}
 
 
 @functools.cache
@@ -37,7 +39,11 @@ def validator(name: str) -> Validator:
         for n in SCHEMA_NAMES
         if resources.files("ci_golden").joinpath(f"schemas/{n}.schema.json").is_file()
     )
-    schema = load_schema(name)
+    if name in SUBSCHEMAS:
+        parent, pointer = SUBSCHEMAS[name]
+        schema: dict[str, t.Any] = {"$ref": load_schema(parent)["$id"] + "#" + pointer}
+    else:
+        schema = load_schema(name)
     Draft202012Validator.check_schema(schema)
     v: Validator = Draft202012Validator(schema, registry=registry)
     return v
