@@ -18,8 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from ci_golden.errors import InputError
-from ci_golden.yamlio import MAX_YAML_BYTES, load_yaml_text
+from ci_golden.yamlio import load_yaml_text, read_yaml_text
 
 _LINE = re.compile(r"( *)(?:(- )|([-A-Za-z0-9_.][-A-Za-z0-9_./]*):(?: +|$))(.*)\Z")
 _PLAIN_START_BAD = set("[]{}#&*!|>'\"%@`,")
@@ -95,20 +94,9 @@ def read_plain_yaml(text: str) -> dict[str, t.Any] | None:
 def load_model_config(path: Path) -> t.Any:
     """Read a model_config.yaml like :func:`ci_golden.yamlio.load_yaml` does (same limits and
     messages), through the fast reader when the file is in its subset."""
-    name = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_YAML_BYTES:
-            raise InputError(name, f"file is {size} bytes, over the limit of {MAX_YAML_BYTES}")
-        raw = path.read_bytes()
-    except OSError as e:
-        raise InputError(name, f"cannot read file: {e.strerror or e}") from e
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputError(name, f"not UTF-8 (byte {e.start})") from e
+    text = read_yaml_text(path)
     fast = read_plain_yaml(text)
-    return fast if fast is not None else load_yaml_text(text, name)
+    return fast if fast is not None else load_yaml_text(text, str(path))
 
 
 def _read(text: str) -> dict[str, t.Any] | None:

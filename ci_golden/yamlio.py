@@ -61,8 +61,8 @@ def load_yaml_text(text: str, name: str) -> t.Any:
     return data
 
 
-def load_yaml(path: Path) -> t.Any:
-    """Read one YAML file safely; raises :class:`InputError` naming the file and line."""
+def read_yaml_text(path: Path) -> str:
+    """The text of a YAML file: size-limited, UTF-8 (a BOM is allowed); :class:`InputError` else."""
     name = str(path)
     try:
         size = path.stat().st_size
@@ -75,4 +75,9 @@ def load_yaml(path: Path) -> t.Any:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise InputError(name, f"not UTF-8 (byte {e.start})") from e
-    return load_yaml_text(text, name)
+    return text
+
+
+def load_yaml(path: Path) -> t.Any:
+    """Read one YAML file safely; raises :class:`InputError` naming the file and line."""
+    return load_yaml_text(read_yaml_text(path), str(path))

@@ -27,25 +27,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _client(forge: t.Literal["github", "gitlab"], api: str, token: str, environ: t.Mapping[str, str], verbose: int) -> Client:
-    from ci_golden.forge.context import secrets_in
-    from ci_golden.forge.http import Client
-    from ci_golden.forge.sansio import Redactor, RetryPolicy
+    from ci_golden.forge.http import client_from_environ
 
     log = (lambda line: print(f"ci-golden fetch-results: {line}", file=sys.stderr)) if verbose else None
-    return Client(forge, api, token, policy=RetryPolicy.from_environ(environ), log=log,
-                  redactor=Redactor(secrets_in(environ)))  # fmt: skip
+    return client_from_environ(forge, api, token, environ, log=log)
 
 
 def _artifacts(args: argparse.Namespace, environ: t.Mapping[str, str]) -> tuple[Client, list[Artifact]]:
     from ci_golden.errors import UsageError
     from ci_golden.fetch import github_artifacts, gitlab_artifacts
+    from ci_golden.forge.context import token_for
 
     verbose = getattr(args, "verbose", 0)
     if args.github_run:
         repo = args.repo or environ.get("GITHUB_REPOSITORY")
         if not repo:
             raise UsageError("no repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY")
-        token = environ.get("CI_GOLDEN_GITHUB_TOKEN") or environ.get("GITHUB_TOKEN")
+        token = token_for("github", environ)
         if not token:
             raise UsageError("no token: set GITHUB_TOKEN (or CI_GOLDEN_GITHUB_TOKEN) to one that may read Actions artifacts")
         api = args.api_url or environ.get("GITHUB_API_URL") or "https://api.github.com"
@@ -54,7 +52,7 @@ def _artifacts(args: argparse.Namespace, environ: t.Mapping[str, str]) -> tuple[
     project = args.project or environ.get("CI_PROJECT_ID")
     if not project:
         raise UsageError("no project: pass --project ID or set CI_PROJECT_ID")
-    token = environ.get("CI_GOLDEN_GITLAB_TOKEN") or environ.get("GITLAB_TOKEN")
+    token = token_for("gitlab", environ)
     if not token:
         raise UsageError("no token: set CI_GOLDEN_GITLAB_TOKEN to a project or personal access token with the read_api scope")
     server = environ.get("CI_SERVER_URL", "https://gitlab.com").rstrip("/")

@@ -241,3 +241,25 @@ class Client:
                                 method="GET", url=location.split("?")[0])
             return response.content
         raise ForgeError(self.redact(f"GET {path_or_url}: more than {max_redirects} redirects"))
+
+
+def client_from_environ(
+    forge: Forge,
+    base_url: str,
+    token: str | None,
+    environ: t.Mapping[str, str],
+    *,
+    log: t.Callable[[str], None] | None = None,
+) -> Client:
+    """A client whose retry limits come from CI_GOLDEN_HTTP_* and which redacts every token
+    found in ``environ``, including those it does not send."""
+    from ci_golden.forge.context import secrets_in
+
+    return Client(
+        forge,
+        base_url,
+        token,
+        policy=RetryPolicy.from_environ(environ),
+        log=log,
+        redactor=Redactor(secrets_in(environ)),
+    )
