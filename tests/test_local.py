@@ -33,7 +33,7 @@ def test_local_runs_the_bundled_cases_without_tensorboard(tmp_path: Path, cli: t
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('tensorboard is not installed')\n")
     out = tmp_path / "out"
-    res = cli("local", "--out", out, "--quiet", env={"PYTHONPATH": str(blocker.parent)})
+    res = cli("local", "--out", out, env={"PYTHONPATH": str(blocker.parent)})
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout == "".join(f"PASS      {job}\n" for job in DEMO_JOBS) + (
         "6 jobs: 6 pass\n"
@@ -59,7 +59,7 @@ def test_local_fails_on_a_regression(tmp_path: Path, cli: t.Callable[..., t.Any]
     doc = json.loads(golden.read_text())
     doc["lm loss"]["values"] = {k: v * 1.5 for k, v in doc["lm loss"]["values"].items()}
     golden.write_text(json.dumps(doc, indent=4) + "\n")
-    res = cli("local", "--out", "out", "-q", cwd=root)
+    res = cli("local", "--out", "out", cwd=root)
     assert res.returncode == 1
     lines = res.stdout.splitlines()
     assert lines[:4] == [
@@ -75,7 +75,7 @@ def test_local_fails_on_a_regression(tmp_path: Path, cli: t.Callable[..., t.Any]
 def test_local_stops_when_validation_finds_errors(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
     root = copy_project(tmp_path)
     (root / "test_cases" / "demo" / "regular" / "golden_values_dev_cpu.json").write_text("{}\n")
-    res = cli("local", "--out", "out", "-q", cwd=root)
+    res = cli("local", "--out", "out", cwd=root)
     assert (res.returncode, res.stdout) == (1, "")
     assert res.stderr.endswith("ci-golden local: validation found errors; nothing was run\n")
     assert "test_cases/demo/regular/golden_values_dev_cpu.json" in res.stderr
@@ -90,3 +90,14 @@ def test_local_with_no_job_on_the_platform(tmp_path: Path, cli: t.Callable[..., 
         f"ci-golden local: error: {root / 'test_cases'}: no job on platform(s) dgx_a100: "
         "no case lists them in CI_GOLDEN.platforms\n"
     )
+
+
+def test_verbose_streams_the_training_logs_with_a_prefix(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    root = copy_project(tmp_path, cases=("regular",))
+    quiet = cli("local", "--out", "quiet", cwd=root)
+    loud = cli("-v", "local", "--out", "loud", cwd=root)
+    assert quiet.returncode == loud.returncode == 0, loud.stdout + loud.stderr
+    assert "] iteration " not in quiet.stdout
+    for env in ("dev", "lts"):
+        lines = [line for line in loud.stdout.splitlines() if line.startswith(f"[demo/regular {env} cpu phase1] ")]
+        assert sum("] iteration " in line for line in lines) == 50

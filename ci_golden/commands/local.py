@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", default="ci-golden-out")
     parser.add_argument("--allow-drift", action="store_true")
     parser.add_argument("--skip-gpu-check", action="store_true")
-    parser.add_argument("--quiet", "-q", action="store_true", help="do not stream the training logs")
+    # The training logs are saved in each job's folder; -v also streams them here.
 
 
 def _job_line(spec: JobSpec, result: CaseResult) -> None:
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     _sigterm_as_interrupt()
     suite = load_suite(args)
     out = Path(args.out)
-    sink = None if args.quiet else (lambda line: print(line, flush=True))
+    sink = (lambda line: print(line, flush=True)) if getattr(args, "verbose", 0) else None
     done = run_local(
         suite,
         out,
