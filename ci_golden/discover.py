@@ -10,6 +10,7 @@ each that its ``CI_GOLDEN`` block asks for (such a job may have no golden yet).
 from __future__ import annotations
 
 import functools
+import operator
 import os
 import re
 import typing as t
@@ -92,6 +93,10 @@ class CaseSettings:
         )
 
 
+_NO_SETTINGS = CaseSettings()  # immutable, so every case without a block shares it
+_CASE_KEY_BYTES = CASE_KEY.encode()
+
+
 @functools.lru_cache(maxsize=1024)
 def _settings_from_block(text: str) -> CaseSettings | InputError:
     """Parse and check one ``CI_GOLDEN`` block; memoized, since many cases share the same block.
@@ -110,6 +115,9 @@ def _settings_from_block(text: str) -> CaseSettings | InputError:
     return CaseSettings.from_block(block)
 
 
+_LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")  # where str.splitlines splits
+
+
 def _top_level_block(raw: bytes, key: str) -> str | None:
     """The text of the top-level block ``key:`` of a block-style YAML mapping, or None when the
     file is not that simple (the key appears twice or nested, aliases, tags, tabs)."""
@@ -117,12 +125,16 @@ def _top_level_block(raw: bytes, key: str) -> str | None:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         return None
-    lines = text.splitlines()
-    starts = [i for i, line in enumerate(lines) if line.startswith(f"{key}:")]
-    if len(starts) != 1 or text.count(key) != 1:
+    start = text.find(key)
+    if start < 0 or text.find(key, start + 1) >= 0:
         return None
-    block = [lines[starts[0]]]
-    for line in lines[starts[0] + 1 :]:
+    if start > 0 and text[start - 1] not in _LINE_BREAKS:
+        return None  # not at the start of a line
+    lines = text[start:].splitlines()
+    if not lines[0].startswith(f"{key}:"):
+        return None
+    block = [lines[0]]
+    for line in lines[1:]:
         if line and not line[0].isspace() and not line.startswith("#"):
             break
         block.append(line)
@@ -130,6 +142,19 @@ def _top_level_block(raw: bytes, key: str) -> str | None:
     if any(ch in body for ch in "*!\t"):  # an alias to elsewhere, a tag, or a tab
         return None
     return body + "\n"
+
+
+def _read_bytes(path: str) -> bytes:
+    """The whole file; ``os.read`` skips the buffered file object, which costs more than the
+    read itself for the thousands of small files a suite has."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        chunks = [os.read(fd, 1 << 16)]
+        while chunks[-1]:
+            chunks.append(os.read(fd, 1 << 20))
+    finally:
+        os.close(fd)
+    return chunks[0] if len(chunks) == 2 else b"".join(chunks)
 
 
 @dataclass(frozen=True)
@@ -151,6 +176,31 @@ class Unreferenced:
     kind: t.Literal["shadowed", "second-phase", "unknown-platform", "not-in-environment"]
 
 
+_T = t.TypeVar("_T")
+
+
+class _cached(t.Generic[_T]):
+    """``functools.cached_property`` without its lock (Python < 3.12 takes one on every first
+    use, which costs more than the value for the thousands of cases a suite has)."""
+
+    def __init__(self, fn: t.Callable[[t.Any], _T]) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    @t.overload
+    def __get__(self, obj: None, owner: type[t.Any] | None = None) -> _cached[_T]: ...
+
+    @t.overload
+    def __get__(self, obj: object, owner: type[t.Any] | None = None) -> _T: ...
+
+    def __get__(self, obj: object | None, owner: type[t.Any] | None = None) -> _T | _cached[_T]:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
+
+
 @dataclass(frozen=True)
 class TestCase:
     """One test-case folder. ``model_config`` is read lazily and checked against its schema."""
@@ -162,21 +212,44 @@ class TestCase:
 
     __test__ = False  # not a pytest class
 
+    @classmethod
+    def _found(cls, case_id: str, folder: str, has_config: bool, golden_files: tuple[str, ...]) -> TestCase:
+        """A case as :func:`discover` finds it. Its ``path`` is made from ``folder`` (the text
+        of that path) when first used: planning thousands of cases needs only the text."""
+        case = object.__new__(cls)
+        object.__setattr__(
+            case, "__dict__", {"id": case_id, "has_config": has_config, "golden_files": golden_files, "_folder": folder}
+        )
+        return case
+
+    if not t.TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> t.Any:
+            if name == "path" and "_folder" in self.__dict__:
+                path = self.__dict__["path"] = Path(self.__dict__["_folder"])
+                return path
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @_cached
+    def _folder(self) -> str:
+        """``str(self.path)``."""
+        return str(self.path)
+
     @property
     def config_path(self) -> Path:
         return self.path / MODEL_CONFIG
 
-    @functools.cached_property
+    @_cached
     def _config_bytes(self) -> bytes:
         if not self.has_config:
             return b""
         try:
-            with open(os.path.join(str(self.path), MODEL_CONFIG), "rb") as f:
-                return f.read()
+            folder = self._folder
+            return _read_bytes(folder + MODEL_CONFIG if folder.endswith(os.sep) else folder + os.sep + MODEL_CONFIG)
         except OSError as e:
             raise InputError(str(self.config_path), f"cannot read file: {e.strerror or e}") from e
 
-    @functools.cached_property
+    @_cached
     def model_config(self) -> dict[str, t.Any]:
         """The parsed model_config.yaml ({} when absent); raises :class:`InputError` when invalid."""
         if not self.has_config:
@@ -196,7 +269,7 @@ class TestCase:
             raise ConfigError(name, *error)
         return data
 
-    @functools.cached_property
+    @_cached
     def settings(self) -> CaseSettings:
         """The ``CI_GOLDEN`` block, checked against its schema.
 
@@ -205,8 +278,8 @@ class TestCase:
         ``ci-golden validate``).
         """
         raw = self._config_bytes
-        if CASE_KEY.encode() not in raw:
-            return CaseSettings()
+        if _CASE_KEY_BYTES not in raw:
+            return _NO_SETTINGS
         block_text = _top_level_block(raw, CASE_KEY)
         if block_text is None:
             return CaseSettings.from_block(self.model_config.get(CASE_KEY) or {})
@@ -229,7 +302,7 @@ class TestCase:
                 return self._golden_paths[name]
         return None
 
-    @functools.cached_property
+    @_cached
     def _golden_paths(self) -> dict[str, Path]:
         return {name: self.path / name for name in self.golden_files}
 
@@ -279,6 +352,8 @@ def discover(config: Config, root: Path | None = None) -> Suite:
     cases: list[TestCase] = []
     problems: list[TreeProblem] = []
     root_text = str(root)
+    strip = 2 if root_text == "." else 0
+    found = TestCase._found
     stack = [root_text]
     while stack:
         folder = stack.pop()
@@ -290,14 +365,15 @@ def discover(config: Config, root: Path | None = None) -> Suite:
                     name = entry.name
                     if name.startswith("."):
                         continue
+                    if entry.is_dir(follow_symlinks=False):  # never a symlink
+                        stack.append(entry.path)
+                        continue
                     if entry.is_symlink():
                         problem = _symlink_problem(entry.path)
                         if problem is not None:
                             problems.append(problem)
                             continue
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    elif name == MODEL_CONFIG:
+                    if name == MODEL_CONFIG:
                         has_config = True
                     elif name.startswith("golden_values") and name.endswith(".json"):
                         goldens.append(name)
@@ -305,14 +381,17 @@ def discover(config: Config, root: Path | None = None) -> Suite:
             problems.append(TreeProblem(Path(folder), "CG151", f"cannot list folder: {e.strerror or e}"))
             continue
         if has_config or goldens:
-            rel = folder[len(root_text) + 1 :].replace(os.sep, "/")
+            rel = folder[len(root_text) + 1 :]
+            if os.sep != "/":
+                rel = rel.replace(os.sep, "/")
             bad = _bad_folder_name(rel) if rel else "is the test-case root itself"
             if bad:
                 problems.append(TreeProblem(Path(folder), "CG150", f"case folder name {bad}; it cannot be a job name"))
                 continue
             goldens.sort()
-            cases.append(TestCase(id=rel, path=Path(folder), has_config=has_config, golden_files=tuple(goldens)))
-    cases.sort(key=lambda c: c.id)
+            # str(Path(folder)) is folder itself, but for the "./" a root of "." gives
+            cases.append(found(rel, folder[strip:], has_config, tuple(goldens)))
+    cases.sort(key=operator.attrgetter("id"))
     problems.sort(key=lambda p: str(p.path))
     return Suite(config=config, root=root, cases=tuple(cases), problems=tuple(problems))
 
@@ -328,30 +407,74 @@ def _symlink_problem(path: str) -> TreeProblem | None:
     return None
 
 
+@dataclass(frozen=True, eq=False)  # compared (and hashed, cheaply) by identity
+class JobSlot:
+    """An (environment, platform) of the config, and the golden file names a job there reads,
+    most specific first."""
+
+    environment: str
+    platform: str
+    opt_in: bool
+    candidates: tuple[str, str, str]
+
+
+def job_slots(config: Config) -> tuple[JobSlot, ...]:
+    """Every (environment, platform) of the config, in config order."""
+    return tuple(
+        JobSlot(env, platform, config.platforms[platform].opt_in, (golden_name(env, platform), golden_name(env), golden_name()))
+        for env, platforms in config.environments.items()
+        for platform in platforms
+    )
+
+
+def case_job_goldens(
+    case: TestCase, config: Config, slots: t.Sequence[JobSlot] | None = None
+) -> list[tuple[JobSlot, str | None]]:
+    """What :func:`case_jobs` gives, as (slot, golden file name or None); ``slots`` are
+    ``job_slots(config)``, passed in when expanding many cases."""
+    settings = case.settings
+    if (settings.platforms or settings.environments or settings.scopes) and not (
+        config.platforms.keys() >= set(settings.platforms)
+        and config.environments.keys() >= set(settings.environments)
+        and set(config.scopes) >= set(settings.scopes)
+    ):  # an unknown name: say which (making the file name only then)
+        where = str(case.config_path)
+        config.check_names("platform", settings.platforms, where)
+        config.check_names("environment", settings.environments, where)
+        config.check_names("scope", settings.scopes, where)
+    present = case.golden_files
+    out: list[tuple[JobSlot, str | None]] = []
+    if not settings.platforms:  # no job is asked for explicitly: the goldens decide alone
+        for slot in job_slots(config) if slots is None else slots:
+            if not slot.opt_in:
+                for name in slot.candidates:
+                    if name in present:
+                        out.append((slot, name))
+                        break
+        return out
+    asked_envs = set(settings.environments or config.environments)
+    asked_platforms = set(settings.platforms)
+    for slot in job_slots(config) if slots is None else slots:
+        explicit = slot.platform in asked_platforms and slot.environment in asked_envs
+        if slot.opt_in and not explicit:
+            continue
+        golden = next((name for name in slot.candidates if name in present), None)
+        if golden is not None or explicit:
+            out.append((slot, golden))
+    return out
+
+
 def case_jobs(case: TestCase, config: Config) -> list[Job]:
     """Every job of a case, in config order (environments, then their platforms).
 
     Raises :class:`ConfigError` when the case's ``CI_GOLDEN`` block names an unknown
     platform or environment.
     """
-    settings = case.settings
-    if settings.platforms or settings.environments or settings.scopes:
-        where = str(case.config_path)
-        config.check_names("platform", settings.platforms, where)
-        config.check_names("environment", settings.environments, where)
-        config.check_names("scope", settings.scopes, where)
-    asked_envs = set(settings.environments or config.environments)
-    asked_platforms = set(settings.platforms)
-    jobs: list[Job] = []
-    for env, platforms in config.environments.items():
-        for platform in platforms:
-            explicit = bool(asked_platforms) and platform in asked_platforms and env in asked_envs
-            if config.platforms[platform].opt_in and not explicit:
-                continue
-            golden = case.golden_for(env, platform)
-            if golden is not None or explicit:
-                jobs.append(Job(case.id, env, platform, golden))
-    return jobs
+    paths = case._golden_paths
+    return [
+        Job(case.id, slot.environment, slot.platform, None if golden is None else paths[golden])
+        for slot, golden in case_job_goldens(case, config)
+    ]
 
 
 def unreferenced_goldens(case: TestCase, config: Config) -> list[Unreferenced]:

@@ -41,6 +41,9 @@ _YAML11_WORDS = {
 }  # fmt: skip
 
 
+_json_str: t.Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+
 @functools.lru_cache(maxsize=4096)  # most scalars of a pipeline repeat in every job
 def _scalar(value: t.Any) -> str:
     if isinstance(value, bool):
@@ -90,6 +93,37 @@ def _platform_counts(jobs: t.Sequence[MatrixJob]) -> str:
     return ", ".join(f"{p}: {n}" for p, n in sorted(counts.items()))
 
 
+def _json(value: t.Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
+
+
+def _github_entries(jobs: t.Sequence[MatrixJob]) -> t.Iterator[str]:
+    """Each job's entry as ``_json(job.entry())`` gives it, written from parts: the parts that
+    repeat (environment, platform, labels, the numbers) are encoded once per render."""
+    shared: dict[tuple[t.Any, ...], tuple[str, str] | None] = {}
+    for job in jobs:
+        key = (job.environment, job.platform, job.runs_on, job.n_repeat, job.time_limit, job.nodes, job.gpus)
+        try:
+            parts = shared[key]
+        except KeyError:
+            numbers = key[3:]
+            if all(type(n) is int for n in numbers) and all(type(label) is str for label in job.runs_on):
+                entry = job.entry()
+                head = _json({"environment": entry["environment"], "platform": entry["platform"], "runs-on": entry["runs-on"]})
+                tail = _json({k: entry[k] for k in ("n_repeat", "time_limit", "nodes", "gpus")})
+                parts = shared[key] = ("," + head[1:-1], "," + tail[1:])
+            else:
+                parts = shared[key] = None  # not the usual types: json.dumps the whole entry
+        if parts is None:
+            yield _json(job.entry())
+            continue
+        golden = "null" if job.golden is None else _json_str(job.golden)
+        yield (
+            f'{{"id":{_json_str(job.id)},"name":{_json_str(job.name)},"case":{_json_str(job.case)}'
+            f'{parts[0]},"golden":{golden}{parts[1]}'
+        )
+
+
 def render_github(selection: Selection) -> str:
     """``{"include":[...]}`` on one line (no trailing newline)."""
     jobs = selection.jobs
@@ -106,12 +140,10 @@ def render_github(selection: Selection) -> str:
                 f"platform {job.platform!r} has no GitHub runner labels; "
                 f"set platforms.{job.platform}.github.runs-on in the project config"
             )
-    text = json.dumps(
-        {"include": [j.entry() for j in jobs]}, separators=(",", ":"), ensure_ascii=True
-    )
-    if len(text.encode()) > GITHUB_MAX_OUTPUT_BYTES:
+    text = '{"include":[' + ",".join(_github_entries(jobs)) + "]}"
+    if len(text) > GITHUB_MAX_OUTPUT_BYTES:  # ASCII: as many bytes as characters
         raise MatrixLimitError(
-            f"the matrix is {len(text.encode())} bytes, over GitHub's job-output limit of "
+            f"the matrix is {len(text)} bytes, over GitHub's job-output limit of "
             f"{GITHUB_MAX_OUTPUT_BYTES} bytes; split it with --platform or --shard K/N"
         )
     return text

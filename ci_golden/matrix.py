@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from ci_golden.config import Config, did_you_mean
-from ci_golden.discover import Suite, TestCase, case_jobs
+from ci_golden.discover import Suite, TestCase, case_job_goldens, job_slots
 from ci_golden.errors import InputError, UsageError
 
 MAX_NAME = 255
@@ -126,12 +126,9 @@ def job_id(case: str, environment: str, platform: str) -> str:
 
 def _labels(cases: t.Sequence[TestCase]) -> dict[str, str]:
     """Short display label per case: its folder name, or the full id where names collide."""
-    leaves = Counter(c.id.rsplit("/", 1)[-1] for c in cases)
-    out = {}
-    for c in cases:
-        leaf = c.id.rsplit("/", 1)[-1]
-        out[c.id] = leaf if leaves[leaf] == 1 else c.id
-    return out
+    leaves = [c.id.rpartition("/")[2] for c in cases]
+    counts = Counter(leaves)
+    return {c.id: leaf if counts[leaf] == 1 else c.id for c, leaf in zip(cases, leaves, strict=True)}
 
 
 def job_name(label: str, case: str, environment: str, platform: str) -> str:
@@ -154,37 +151,72 @@ def case_scopes(case: TestCase, config: Config) -> tuple[str, ...]:
     return case.settings.scopes or (config.default_scope,)
 
 
+class _Expansion:
+    """What every case's expansion shares, worked out once per suite: per (environment,
+    platform) the id and name suffixes and the platform's runner settings."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.root_prefix = config.root.as_posix().rstrip("/") + "/"
+        self.slots = job_slots(config)
+        self.per_slot = {}
+        for slot in self.slots:
+            platform = config.platforms[slot.platform]
+            id_suffix = f"__{slot.environment}__{slot.platform}"
+            self.per_slot[slot] = (
+                id_suffix,
+                _ID_SAFE.search(id_suffix) is None,
+                f" {slot.environment} {slot.platform}",
+                platform.runs_on,
+                platform.tags,
+                platform.gpus_per_node,
+            )
+
+    def case(self, case: TestCase, label: str) -> list[MatrixJob]:
+        settings = case.settings
+        defaults = self.config.defaults
+        n_repeat = settings.n_repeat or defaults.n_repeat
+        time_limit = settings.time_limit or defaults.time_limit
+        nodes = settings.nodes or defaults.nodes
+        text = case._folder  # _rel(case.path, config.root), on the text of the path
+        prefix = self.root_prefix
+        folder = text[len(prefix) :] if text.startswith(prefix) else text
+        case_id = case.id
+        id_prefix = case_id.replace("/", "__")
+        id_safe = _ID_SAFE.search(id_prefix) is None
+        jobs = []
+        new = object.__new__
+        for slot, golden in case_job_goldens(case, self.config, self.slots):
+            id_suffix, suffix_safe, name_suffix, runs_on, tags, gpus = self.per_slot[slot]
+            env, platform = slot.environment, slot.platform
+            id_ = id_prefix + id_suffix
+            if not (id_safe and suffix_safe and len(id_) <= MAX_ID):
+                id_ = job_id(case_id, env, platform)
+            name = label + name_suffix
+            if len(name) > MAX_NAME:
+                name = job_name(label, case_id, env, platform)
+            job = new(MatrixJob)
+            # the fields MatrixJob(...) would set; its frozen __init__ costs five times as much
+            object.__setattr__(job, "__dict__", {
+                "id": id_, "name": name, "case": case_id, "environment": env, "platform": platform,
+                "runs_on": runs_on, "tags": tags,
+                "golden": None if golden is None else f"{folder}/{golden}",
+                "n_repeat": n_repeat, "time_limit": time_limit, "nodes": nodes, "gpus": gpus,
+            })  # fmt: skip
+            jobs.append(job)
+        return jobs
+
+
 def expand_case(case: TestCase, config: Config, label: str) -> list[MatrixJob]:
     """The jobs of one case, with settings from its CI_GOLDEN block, else the config."""
-    settings = case.settings
-    defaults = config.defaults
-    folder = _rel(case.path, config.root)
-    jobs = []
-    for job in case_jobs(case, config):
-        platform = config.platforms[job.platform]
-        jobs.append(
-            MatrixJob(
-                id=job_id(case.id, job.environment, job.platform),
-                name=job_name(label, case.id, job.environment, job.platform),
-                case=case.id,
-                environment=job.environment,
-                platform=job.platform,
-                runs_on=platform.runs_on,
-                tags=platform.tags,
-                golden=f"{folder}/{job.golden.name}" if job.golden is not None else None,
-                n_repeat=settings.n_repeat or defaults.n_repeat,
-                time_limit=settings.time_limit or defaults.time_limit,
-                nodes=settings.nodes or defaults.nodes,
-                gpus=platform.gpus_per_node,
-            )
-        )
-    return jobs
+    return _Expansion(config).case(case, label)
 
 
 def expand(suite: Suite) -> list[MatrixJob]:
     """Every job of the suite, in case order, then config order of environments and platforms."""
     labels = _labels(suite.cases)
-    return [job for case in suite.cases for job in expand_case(case, suite.config, labels[case.id])]
+    expansion = _Expansion(suite.config)
+    return [job for case in suite.cases for job in expansion.case(case, labels[case.id])]
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -319,6 +351,7 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
         if not filters.changed:
             notes.append(f"no file changed since {since}")
     labels = _labels(suite.cases)
+    expansion = _Expansion(config)
     jobs: list[MatrixJob] = []
     selected: list[tuple[str, str]] = []
     skipped: list[tuple[str, str]] = []
@@ -330,7 +363,7 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
                 skipped.append((case.id, "not matching --case: " + " ".join(filters.cases)))
                 continue
             reasons.append(f"--case {matched[0]}")
-        case_jobs_ = expand_case(case, config, labels[case.id])
+        case_jobs_ = expansion.case(case, labels[case.id])
         scopes = case_scopes(case, config)
         if scope not in scopes:
             skipped.append((case.id, f"not in scope {scope}: its scopes are {', '.join(scopes)}"))
@@ -353,12 +386,14 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
                 (case.id, "has no job: no golden resolves for any environment and platform")
             )
             continue
-        kept = [
-            j
-            for j in case_jobs_
-            if (not filters.platforms or j.platform in filters.platforms)
-            and (not filters.environments or j.environment in filters.environments)
-        ]
+        kept = case_jobs_
+        if filters.platforms or filters.environments:
+            kept = [
+                j
+                for j in case_jobs_
+                if (not filters.platforms or j.platform in filters.platforms)
+                and (not filters.environments or j.environment in filters.environments)
+            ]
         if not kept:
             skipped.append(
                 (
