@@ -14,11 +14,11 @@ import re
 import subprocess
 import typing as t
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ci_golden.config import Config, did_you_mean
-from ci_golden.discover import Suite, TestCase, case_job_goldens, job_slots
+from ci_golden.discover import CaseSettings, JobSlot, Suite, TestCase, case_job_goldens, job_slots
 from ci_golden.errors import InputError, UsageError
 
 MAX_NAME = 255
@@ -151,15 +151,21 @@ def case_scopes(case: TestCase, config: Config) -> tuple[str, ...]:
     return case.settings.scopes or (config.default_scope,)
 
 
+# per job of a case: environment, platform, id suffix (and whether it is id-safe), name suffix,
+# runs-on, tags, gpus, golden file name
+_JobPlan = tuple[str, str, str, bool, str, tuple[str, ...], tuple[str, ...], int, "str | None"]
+
+
 class _Expansion:
     """What every case's expansion shares, worked out once per suite: per (environment,
-    platform) the id and name suffixes and the platform's runner settings."""
+    platform) the id and name suffixes and the platform's runner settings, and per distinct
+    (golden files, CI_GOLDEN settings) of the cases the jobs they give."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.root_prefix = config.root.as_posix().rstrip("/") + "/"
         self.slots = job_slots(config)
-        self.per_slot = {}
+        self.per_slot: dict[JobSlot, tuple[str, bool, str, tuple[str, ...], tuple[str, ...], int]] = {}
         for slot in self.slots:
             platform = config.platforms[slot.platform]
             id_suffix = f"__{slot.environment}__{slot.platform}"
@@ -171,13 +177,38 @@ class _Expansion:
                 platform.tags,
                 platform.gpus_per_node,
             )
+        # (golden files, id(settings)) -> (settings, its jobs, n_repeat, time_limit, nodes)
+        self.plans: dict[tuple[tuple[str, ...], int], tuple[CaseSettings, list[_JobPlan], int, int, int]] = {}
+
+    def _plan(self, case: TestCase) -> tuple[CaseSettings, list[_JobPlan], int, int, int]:
+        """The jobs of a case as far as they do not depend on its id: the same for every case
+        with the same golden files and settings (checked, for the first, by case_job_goldens)."""
+        settings = case.settings
+        key = (case.golden_files, id(settings))
+        plan = self.plans.get(key)
+        if plan is None or plan[0] is not settings:
+            defaults = self.config.defaults
+            jobs = [
+                (slot.environment, slot.platform, *self.per_slot[slot], golden)
+                for slot, golden in case_job_goldens(case, self.config, self.slots)
+            ]
+            plan = self.plans[key] = (
+                settings,
+                jobs,
+                settings.n_repeat or defaults.n_repeat,
+                settings.time_limit or defaults.time_limit,
+                settings.nodes or defaults.nodes,
+            )
+        return plan
 
     def case(self, case: TestCase, label: str) -> list[MatrixJob]:
-        settings = case.settings
-        defaults = self.config.defaults
-        n_repeat = settings.n_repeat or defaults.n_repeat
-        time_limit = settings.time_limit or defaults.time_limit
-        nodes = settings.nodes or defaults.nodes
+        _, plan, n_repeat, time_limit, nodes = self._plan(case)
+        return self.jobs(case, label, plan, n_repeat, time_limit, nodes)
+
+    def jobs(
+        self, case: TestCase, label: str, plan: list[_JobPlan], n_repeat: int, time_limit: int, nodes: int
+    ) -> list[MatrixJob]:
+        """The MatrixJobs of ``plan`` (some of ``self._plan(case)``'s)."""
         text = case._folder  # _rel(case.path, config.root), on the text of the path
         prefix = self.root_prefix
         folder = text[len(prefix) :] if text.startswith(prefix) else text
@@ -186,9 +217,7 @@ class _Expansion:
         id_safe = _ID_SAFE.search(id_prefix) is None
         jobs = []
         new = object.__new__
-        for slot, golden in case_job_goldens(case, self.config, self.slots):
-            id_suffix, suffix_safe, name_suffix, runs_on, tags, gpus = self.per_slot[slot]
-            env, platform = slot.environment, slot.platform
+        for env, platform, id_suffix, suffix_safe, name_suffix, runs_on, tags, gpus, golden in plan:
             id_ = id_prefix + id_suffix
             if not (id_safe and suffix_safe and len(id_) <= MAX_ID):
                 id_ = job_id(case_id, env, platform)
@@ -338,7 +367,7 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
     config = suite.config
     check_filters(config, filters)
     scope = filters.scope or config.default_scope
-    ids = [c.id for c in suite.cases]
+    ids = [c.id for c in suite.cases] if filters.cases else []
     for pattern in filters.cases:
         if not any(fnmatch.fnmatchcase(i, pattern) for i in ids):
             raise UsageError(f"--case {pattern!r} matches no test case{did_you_mean(pattern, ids)}")
@@ -352,6 +381,8 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
             notes.append(f"no file changed since {since}")
     labels = _labels(suite.cases)
     expansion = _Expansion(config)
+    default_scopes = (config.default_scope,)
+    scope_reason = f"scope {scope}"
     jobs: list[MatrixJob] = []
     selected: list[tuple[str, str]] = []
     skipped: list[tuple[str, str]] = []
@@ -363,12 +394,14 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
                 skipped.append((case.id, "not matching --case: " + " ".join(filters.cases)))
                 continue
             reasons.append(f"--case {matched[0]}")
-        case_jobs_ = expansion.case(case, labels[case.id])
-        scopes = case_scopes(case, config)
+        # every case in the selection's reach is expanded (and so checked), selected or not;
+        # only the jobs of selected ones are built
+        settings, plan, n_repeat, time_limit, nodes = expansion._plan(case)
+        scopes = settings.scopes or default_scopes  # case_scopes()
         if scope not in scopes:
             skipped.append((case.id, f"not in scope {scope}: its scopes are {', '.join(scopes)}"))
             continue
-        reasons.append(f"scope {scope}")
+        reasons.append(scope_reason)
         if changed_reasons is not None:
             if case.id not in changed_reasons:
                 skipped.append(
@@ -381,31 +414,31 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
             reasons.append(changed_reasons[case.id])
         elif everything_changed:
             reasons.append(everything_changed)
-        if not case_jobs_:
+        if not plan:
             skipped.append(
                 (case.id, "has no job: no golden resolves for any environment and platform")
             )
             continue
-        kept = case_jobs_
+        kept = plan
         if filters.platforms or filters.environments:
             kept = [
                 j
-                for j in case_jobs_
-                if (not filters.platforms or j.platform in filters.platforms)
-                and (not filters.environments or j.environment in filters.environments)
+                for j in plan
+                if (not filters.platforms or j[1] in filters.platforms)
+                and (not filters.environments or j[0] in filters.environments)
             ]
         if not kept:
             skipped.append(
                 (
                     case.id,
                     "has no job on the selected platforms and environments: it has "
-                    + ", ".join(f"{j.environment}/{j.platform}" for j in case_jobs_),
+                    + ", ".join(f"{j[0]}/{j[1]}" for j in plan),
                 )
             )
             continue
         if filters.n_repeat is not None:
-            kept = [replace(j, n_repeat=filters.n_repeat) for j in kept]
-        jobs.extend(kept)
+            n_repeat = filters.n_repeat
+        jobs.extend(expansion.jobs(case, labels[case.id], kept, n_repeat, time_limit, nodes))
         selected.append((case.id, "; ".join(reasons)))
     if filters.shard is not None:
         k, n = filters.shard
