@@ -51,12 +51,17 @@ def _scalar(value: t.Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
-        if _PLAIN.match(value) and value not in _YAML11_WORDS:
-            return value
-        if "'" not in value and value.isascii() and value.isprintable():
-            return f"'{value}'"
-        return json.dumps(value, ensure_ascii=True)  # a JSON string is a YAML double-quoted scalar
+        return _yaml_str(value)
     raise TypeError(f"cannot write {type(value).__name__} as a YAML scalar")
+
+
+def _yaml_str(value: str) -> str:
+    """A string as a YAML scalar (uncached: for the values each job has its own of)."""
+    if _PLAIN.match(value) and value not in _YAML11_WORDS:
+        return value
+    if "'" not in value and value.isascii() and value.isprintable():
+        return f"'{value}'"
+    return json.dumps(value, ensure_ascii=True)  # a JSON string is a YAML double-quoted scalar
 
 
 def _yaml_lines(
@@ -100,23 +105,19 @@ def _json(value: t.Any) -> str:
 def _github_entries(jobs: t.Sequence[MatrixJob]) -> t.Iterator[str]:
     """Each job's entry as ``_json(job.entry())`` gives it, written from parts: the parts that
     repeat (environment, platform, labels, the numbers) are encoded once per render."""
-    shared: dict[tuple[t.Any, ...], tuple[str, str] | None] = {}
+    shared: dict[tuple[t.Any, ...], tuple[str, str]] = {}
     for job in jobs:
         key = (job.environment, job.platform, job.runs_on, job.n_repeat, job.time_limit, job.nodes, job.gpus)
-        try:
-            parts = shared[key]
-        except KeyError:
-            numbers = key[3:]
-            if all(type(n) is int for n in numbers) and all(type(label) is str for label in job.runs_on):
-                entry = job.entry()
-                head = _json({"environment": entry["environment"], "platform": entry["platform"], "runs-on": entry["runs-on"]})
-                tail = _json({k: entry[k] for k in ("n_repeat", "time_limit", "nodes", "gpus")})
-                parts = shared[key] = ("," + head[1:-1], "," + tail[1:])
-            else:
-                parts = shared[key] = None  # not the usual types: json.dumps the whole entry
-        if parts is None:
+        # only plain ints share parts (True == 1 and 1.0 == 1 as keys, but not in JSON)
+        if not (type(key[3]) is int and type(key[4]) is int and type(key[5]) is int and type(key[6]) is int):
             yield _json(job.entry())
             continue
+        parts = shared.get(key)
+        if parts is None:
+            entry = job.entry()
+            head = _json({"environment": entry["environment"], "platform": entry["platform"], "runs-on": entry["runs-on"]})
+            tail = _json({k: entry[k] for k in ("n_repeat", "time_limit", "nodes", "gpus")})
+            parts = shared[key] = ("," + head[1:-1], "," + tail[1:])
         golden = "null" if job.golden is None else _json_str(job.golden)
         yield (
             f'{{"id":{_json_str(job.id)},"name":{_json_str(job.name)},"case":{_json_str(job.case)}'
@@ -187,25 +188,41 @@ REPORT_SCRIPT = (
 _RETRY_LINES = "".join(f"\n      - {w}" for w in GITLAB_RETRY_WHEN)
 
 
-def _gitlab_job(job: MatrixJob) -> str:
-    """One job of the child pipeline, as YAML (written directly: suites have thousands)."""
-    q = _scalar
-    tags = "".join(f"\n    - {q(tag)}" for tag in job.tags)
-    out = f"{OUT_DIR}/{job.id}/"
+def _gitlab_job(job: MatrixJob, shared: dict[tuple[t.Any, ...], tuple[str, str]] | None = None) -> str:
+    """One job of the child pipeline, as YAML (written directly: suites have thousands).
+    ``shared`` keeps, across the jobs of one pipeline, the parts that repeat."""
+    key = (job.tags, job.time_limit, job.n_repeat, type(job.n_repeat), job.environment, job.platform)
+    parts = None if shared is None else shared.get(key)
+    if parts is None:
+        q = _scalar
+        tags = "".join(f"\n    - {q(tag)}" for tag in job.tags)
+        head = (
+            "  stage: golden\n"
+            + (f"  tags:{tags}\n" if tags else "")
+            + f"  timeout: {q(f'{timeout_minutes(job)}m')}\n"
+            "  interruptible: true\n"
+            f"  retry:\n    max: 2\n    when:{_RETRY_LINES}\n"
+            "  variables:\n    CI_GOLDEN_JOB_ID: "
+        )
+        # run_command(job) is "ci-golden run <case> " + this + " --out <folder>"
+        options = (
+            f"--environment {shlex.quote(job.environment)} --platform {shlex.quote(job.platform)} "
+            f"--n-repeat {job.n_repeat}"
+        )
+        parts = (head, options)
+        if shared is not None:
+            shared[key] = parts
+    head, options = parts
+    y = _yaml_str
+    command = f"ci-golden run {shlex.quote(job.case)} {options} --out {shlex.quote(f'{OUT_DIR}/{job.id}')}"
     return (
-        f"{q(job.name)}:\n"
-        "  stage: golden\n"
-        + (f"  tags:{tags}\n" if tags else "")
-        + f"  timeout: {q(f'{timeout_minutes(job)}m')}\n"
-        "  interruptible: true\n"
-        f"  retry:\n    max: 2\n    when:{_RETRY_LINES}\n"
-        f"  variables:\n    CI_GOLDEN_JOB_ID: {q(job.id)}\n"
-        f"  script:\n    - {q(run_command(job))}\n"
+        f"{y(job.name)}:\n{head}{y(job.id)}\n"
+        f"  script:\n    - {y(command)}\n"
         "  artifacts:\n"
-        f"    name: {q(f'ci-golden-{job.id}')}\n"
+        f"    name: {y(f'ci-golden-{job.id}')}\n"
         "    when: always\n"
         "    expire_in: '30 days'\n"
-        f"    paths:\n      - {q(out)}\n"
+        f"    paths:\n      - {y(f'{OUT_DIR}/{job.id}/')}\n"
     )
 
 
@@ -261,12 +278,13 @@ def render_gitlab(
         default["interruptible"] = True
         parts = [to_yaml({"stages": ["golden", "report"], "default": default})]
         seen: set[str] = set()
+        shared: dict[tuple[t.Any, ...], tuple[str, str]] = {}
         for job in jobs:
             _check_gitlab_job(job)
             if job.name in seen:
                 raise MatrixLimitError(f"two jobs are named {job.name!r}")
             seen.add(job.name)
-            parts.append(_gitlab_job(job))
+            parts.append(_gitlab_job(job, shared))
         report = {
             "stage": "report",
             "when": "always",
