@@ -254,7 +254,11 @@ def read_json(path: Path, *, max_bytes: int = MAX_GOLDEN_BYTES) -> t.Any:
     except RecursionError as e:
         raise GoldenFormatError("CG102", name, "JSON nested too deeply") from e
     except ValueError as e:  # an integer literal over Python's digit limit
-        raise GoldenFormatError("CG102", name, f"number too long: {str(e).split(':')[0]}") from e
+        m = re.search(r"-?\d{1000,}", text)
+        where = f"line {line_of(text, m.start())}" if m else None
+        raise GoldenFormatError(
+            "CG102", name, f"number too long: an integer literal of {len(m.group()) if m else 'over 4300'} digits", where
+        ) from e
 
 
 def detect_layout(data: t.Mapping[str, t.Any]) -> Layout:

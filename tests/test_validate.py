@@ -92,7 +92,7 @@ EXPECTED: dict[str, list[str]] = {
         'case/golden_values_dev_dgx_h100.json:8: CG106 error: -Infinity is not valid JSON; write the string "nan"',
     ],
     'integer_literal_too_long': [
-        'case/golden_values_dev_dgx_h100.json: CG102 error: number too long: Exceeds the limit (4300 digits) for integer string conversion',
+        'case/golden_values_dev_dgx_h100.json:8: CG102 error: number too long: an integer literal of 5000 digits',
     ],
     'job_without_golden_yet': [
         'case/model_config.yaml: CG145 warning: job dev/dgx_a100 has no golden yet; the first run proposes one',

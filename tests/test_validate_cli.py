@@ -133,6 +133,22 @@ def test_missing_path_is_a_usage_error(tmp_path: Path, cli: t.Callable[..., t.An
     assert res.stderr == "ci-golden validate: error: nope.json: no such file or folder\n"
 
 
+def test_a_path_validate_would_not_check_is_a_usage_error(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    make_tree(tmp_path, "legacy_layout")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "notes.txt").write_text("not a golden\n")
+    folder = cli("--test-cases", "cases", "validate", "elsewhere", cwd=tmp_path)
+    other = cli("--test-cases", "cases", "validate", "notes.txt", cwd=tmp_path)
+    assert (folder.returncode, folder.stdout, other.returncode, other.stdout) == (2, "", 2, "")
+    assert folder.stderr == (
+        f"ci-golden validate: error: elsewhere: folder outside the test-case root {tmp_path / 'cases'}; "
+        "pass --test-cases to check it\n"
+    )
+    assert other.stderr == (
+        "ci-golden validate: error: notes.txt: not a golden_values*.json, model_config.yaml or the project config\n"
+    )
+
+
 def _git(cwd: Path, *args: str) -> None:
     subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],

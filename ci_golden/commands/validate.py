@@ -49,7 +49,19 @@ def _absolute(path: Path | str) -> Path:
     return Path(os.path.abspath(path))
 
 
-def _selected_paths(args: argparse.Namespace, config_source: str | None) -> list[Path] | None:
+def _check_given(given: list[Path], config_source: str | None, root: Path) -> None:
+    """A PATH the user names must be something validate checks: never a silent pass."""
+    config = _absolute(config_source) if config_source else None
+    for p in given:
+        full = _absolute(p)
+        inside = root == full or root in full.parents
+        if p.is_dir() and not inside:
+            raise InputError(str(p), f"folder outside the test-case root {root}; pass --test-cases to check it")
+        if p.is_file() and full != config and not _is_checked(p):
+            raise InputError(str(p), "not a golden_values*.json, model_config.yaml or the project config")
+
+
+def _selected_paths(args: argparse.Namespace, config_source: str | None, root: Path) -> list[Path] | None:
     """The files and folders to check, or None for the whole tree."""
     given = [Path(p) for p in args.paths]
     for p in given:
@@ -64,6 +76,7 @@ def _selected_paths(args: argparse.Namespace, config_source: str | None) -> list
             selected = [p for p in selected if chosen.covers(_absolute(p))]
     elif given:
         selected = given
+        _check_given(given, config_source, root)
     else:
         return None
     if config_source is not None and _absolute(config_source) in {_absolute(p) for p in selected}:
@@ -78,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from ci_golden.validate_render import RENDERERS_BY_NAME
 
     config = load_project(args)
-    selected = _selected_paths(args, config.source)
+    selected = _selected_paths(args, config.source, _absolute(config.test_cases))
     suite = discover(config)
     cwd = Path.cwd()
     if selected is None:
