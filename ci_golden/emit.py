@@ -44,7 +44,7 @@ _YAML11_WORDS = {
 _json_str: t.Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
-@functools.lru_cache(maxsize=4096)  # most scalars of a pipeline repeat in every job
+@functools.lru_cache(maxsize=4096, typed=True)  # typed: True and 1 are different scalars
 def _scalar(value: t.Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

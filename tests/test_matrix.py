@@ -559,3 +559,10 @@ def test_corpus_matrix_has_exactly_the_resolvable_jobs(
     assert not goldens & unreferenced
     all_goldens = {(c.path / g).resolve() for c in suite.cases for g in c.golden_files}
     assert goldens <= all_goldens
+
+
+def test_yaml_scalars_keep_booleans_and_integers_apart() -> None:
+    from ci_golden.emit import _scalar
+
+    # True == 1 and hash alike: a cache keyed on value alone would hand one the other's text
+    assert [_scalar(1), _scalar(True), _scalar(0), _scalar(False)] == ["1", "true", "0", "false"]
