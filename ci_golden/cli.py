@@ -76,6 +76,11 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     except CiGoldenError as e:
         print(f"ci-golden {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        if e.filename is None:  # not about a path the user gave: keep the traceback
+            raise
+        print(f"ci-golden {args.command}: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"ci-golden {args.command}: interrupted", file=sys.stderr)
         return 130

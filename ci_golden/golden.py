@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 import typing as t
 from dataclasses import dataclass, field
@@ -34,7 +35,6 @@ MAX_GOLDEN_BYTES = 64 * 1024 * 1024
 NAN = "nan"
 _STEP_KEY = re.compile(r"(0|[1-9][0-9]{0,17})\Z")
 _NONFINITE_LITERAL = re.compile(r"(?<![\w\"])(-?Infinity|NaN)(?![\w\"])")
-BLOCK_KEYS = ("start_step", "end_step", "step_interval", "value_precision", "values")
 
 
 class GoldenFormatError(InputError):
@@ -117,10 +117,6 @@ class MetricSeries:
 
     def __len__(self) -> int:
         return len(self.steps)
-
-    @property
-    def finite_mask(self) -> npt.NDArray[np.bool_]:
-        return ~self.nan_mask
 
     def as_dict(self) -> dict[int, float | None]:
         """``{step: value}`` with ``None`` for the steps marked ``"nan"``."""
@@ -435,6 +431,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
             f.flush()
@@ -444,6 +441,17 @@ def atomic_write_text(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _mode_for(path: Path) -> int:
+    """The replaced file's permissions, else what ``open()`` would give a new file (0666 less
+    the umask) -- not mkstemp's private 0600."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def write_golden(path: Path, golden: GoldenValues) -> None:

@@ -23,23 +23,33 @@ def expanded_size(data: t.Any, limit: int = MAX_EXPANDED_NODES) -> int:
 
     Shared sub-trees created by YAML anchors are sized once and memoized, so a
     "billion laughs" document is measured in linear time.
+    Raises :class:`RecursiveAlias` for a node that contains itself (``a: &a [*a]``).
     """
     memo: dict[int, int] = {}
+    open_nodes: set[int] = set()
 
     def size(node: t.Any) -> int:
         key = id(node)
         if key in memo:
             return memo[key]
+        if not isinstance(node, (dict, list)):
+            return 1
+        if key in open_nodes:
+            raise RecursiveAlias
+        open_nodes.add(key)
         if isinstance(node, dict):
             n = 1 + sum(size(k) + size(v) for k, v in node.items())
-        elif isinstance(node, list):
-            n = 1 + sum(size(v) for v in node)
         else:
-            return 1
+            n = 1 + sum(size(v) for v in node)
+        open_nodes.discard(key)
         memo[key] = n = min(n, limit + 1)
         return n
 
     return size(data)
+
+
+class RecursiveAlias(Exception):
+    """A YAML node that contains itself through an alias."""
 
 
 def load_yaml_text(text: str, name: str) -> t.Any:
@@ -54,7 +64,11 @@ def load_yaml_text(text: str, name: str) -> t.Any:
         raise InputError(name, f"invalid YAML: {problem}", where) from e
     except yaml.YAMLError as e:
         raise InputError(name, f"invalid YAML: {e}") from e
-    if expanded_size(data) > MAX_EXPANDED_NODES:
+    try:
+        nodes = expanded_size(data)
+    except RecursiveAlias:
+        raise InputError(name, "a YAML alias refers to a node that contains it (recursive alias); refused") from None
+    if nodes > MAX_EXPANDED_NODES:
         raise InputError(
             name, f"YAML aliases expand to over {MAX_EXPANDED_NODES} nodes (alias bomb); refused"
         )

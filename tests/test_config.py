@@ -66,6 +66,7 @@ def test_pyproject_without_the_table_is_ignored(tmp_path: Path) -> None:
         ("platforms:\n  x: {gpu: A100, gpus_per_nod: 8}\n", "unknown key 'gpus_per_nod' (did you mean 'gpus_per_node'?)"),
         ("- a list\n", "the config must be a mapping"),
         ("scopes: [mr\n", "invalid YAML: did not find expected ',' or ']'"),
+        ("metrics: &m {a: *m}\n", "a YAML alias refers to a node that contains it (recursive alias); refused"),
     ],
 )
 def test_config_errors_exit_2_with_a_hint(tmp_path: Path, cli: t.Callable[..., t.Any], text: str, message: str) -> None:

@@ -103,3 +103,25 @@ def test_resolution_order_is_exact_then_environment_then_generic(present: set[st
     assert (got.name if got else None) == expected
     if got is not None:
         assert got.parent == Path("/t/m/c")
+
+
+def test_written_files_get_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from ci_golden.golden import atomic_write_text
+
+    def mode(p: Path) -> int:
+        return stat.S_IMODE(p.stat().st_mode)
+
+    new, kept = tmp_path / "new.json", tmp_path / "kept.json"
+    kept.write_text("old")
+    kept.chmod(0o640)
+    old_umask = os.umask(0o027)
+    try:
+        atomic_write_text(new, "x")
+        atomic_write_text(kept, "y")
+    finally:
+        os.umask(old_umask)
+    assert (mode(new), mode(kept)) == (0o640, 0o640)  # 0666 less the umask; the replaced file's own
+    assert kept.read_text() == "y"

@@ -211,6 +211,9 @@ EXPECTED: dict[str, list[str]] = {
     'whitespace_only': [
         'case/golden_values_dev_dgx_h100.json: CG101 error: file holds only whitespace: expected a JSON object',
     ],
+    'yaml_recursive_alias': [
+        'case/model_config.yaml: CG140 error: a YAML alias refers to a node that contains it (recursive alias); refused',
+    ],
     'yaml_alias_bomb': [
         'case/model_config.yaml: CG140 error: YAML aliases expand to over 1000000 nodes (alias bomb); refused',
     ],
