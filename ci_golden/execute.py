@@ -12,6 +12,7 @@ Output folder (documented in the README)::
 
 from __future__ import annotations
 
+import os
 import platform as pyplatform
 import re
 import shutil
@@ -23,8 +24,8 @@ from pathlib import Path
 from ci_golden import __version__
 from ci_golden.collect import DEFAULT_METRICS, Collected, run_metrics, sample
 from ci_golden.config import Config
-from ci_golden.discover import Job, TestCase, golden_name
-from ci_golden.errors import InputError
+from ci_golden.discover import Job, TestCase, case_jobs, golden_name
+from ci_golden.errors import ConfigError, InputError, RunnerError, UsageError
 from ci_golden.golden import GoldenValues, load_golden, write_golden
 from ci_golden.launch import Phase, RunPlan, plan_run
 from ci_golden.runner import Gpu, Sink, check_gpus, host_info, now, run_process
@@ -65,6 +66,43 @@ def default_n_repeat(case: TestCase, config: Config) -> int:
     if isinstance(n_repeat, bool) or not isinstance(n_repeat, int):
         n_repeat = None
     return case.settings.n_repeat or n_repeat or config.defaults.n_repeat
+
+
+def case_job(case: TestCase, config: Config, environment: str, platform: str) -> Job:
+    """The case's job in ``environment`` on ``platform``.
+
+    :class:`ConfigError` when the config has no such environment or platform, or the environment
+    does not run on the platform; :class:`UsageError` when the case has no such job.
+    """
+    where = config.source or "<built-in config>"
+    config.check_names("environment", [environment], where)
+    config.check_names("platform", [platform], where)
+    platforms = config.environments[environment]
+    if platform not in platforms:
+        raise ConfigError(
+            where, f"environment {environment!r} has no platform {platform!r} (its platforms: {', '.join(platforms)})"
+        )
+    jobs = case_jobs(case, config)
+    for job in jobs:
+        if (job.environment, job.platform) == (environment, platform):
+            return job
+    have = ", ".join(f"[{j.environment}, {j.platform}]" for j in jobs) or "none"
+    raise UsageError(
+        f"case {case.id!r} has no job in environment {environment!r} on platform {platform!r} (its jobs: {have}); "
+        "a job needs a golden file or the platform in the case's CI_GOLDEN.platforms"
+    )
+
+
+def make_out(out: Path) -> None:
+    """Create the job's output folder; :class:`InputError` naming it when that is not possible."""
+    if out.exists() and not out.is_dir():
+        raise InputError(str(out), "exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(str(out), f"cannot create the output folder: {e.strerror or e}") from e
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise InputError(str(out), "the output folder is not writable")
 
 
 def plan(spec: JobSpec, config: Config) -> RunPlan:
@@ -119,7 +157,8 @@ def execute(
 ) -> CaseResult:
     """Run the job and write ``result.json`` (and the actual values) into ``spec.out``.
 
-    A wrong runner raises :class:`RunnerError` before anything runs. A crash, a timeout or an
+    A wrong runner raises :class:`RunnerError` before anything runs, after writing an ``error``
+    result saying what the runner has and what the job needs. A crash, a timeout or an
     unsupported TEST_TYPE gives a result with verdict ``error``. On KeyboardInterrupt the
     processes are stopped, an ``error`` result saying so is written, and the interrupt re-raised.
     """
@@ -133,10 +172,7 @@ def execute(
     nondeterministic = is_nondeterministic(case.model_config)
     the_plan = plan(spec, config)
     platform = config.platform(spec.platform)
-    gpus: list[Gpu] = []
-    if check_gpu and platform.gpu is not None:
-        gpus = check_gpus(platform, spec.gpus or platform.gpus_per_node)
-    spec.out.mkdir(parents=True, exist_ok=True)
+    make_out(spec.out)
     info: dict[str, t.Any] = {
         **host_info(),
         "start": now(),
@@ -148,6 +184,18 @@ def execute(
         "commands": [list(p.argv) for p in the_plan.phases],
         "exit_codes": {},
     }
+    gpus: list[Gpu] = []
+    if check_gpu and platform.gpu is not None:
+        try:
+            gpus = check_gpus(platform, spec.gpus or platform.gpus_per_node)
+        except RunnerError as e:
+            info["end"] = now()
+            refused = compare_job(
+                spec.job, golden, None, policies=policies, gated=gated, nondeterministic=nondeterministic,
+                error=str(e), run_info=info, root=config.root,
+            )  # fmt: skip
+            write_result(spec.out / "result.json", refused)
+            raise
     if gpus:
         info.update(gpu=gpus[0].name, gpus=len(gpus), gpu_memory=gpus[0].memory, driver=gpus[0].driver)
     error = the_plan.unsupported
@@ -231,6 +279,4 @@ def _last_line(phase: Phase) -> str:
 
 
 def _environment(phase: Phase) -> dict[str, str]:
-    import os
-
     return {**os.environ, **phase.env}

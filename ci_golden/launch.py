@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 import typing as t
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ from pathlib import Path
 
 from ci_golden.discover import TestCase
 from ci_golden.errors import InputError, RunnerError
+
+if t.TYPE_CHECKING:
+    from ci_golden.execute import JobSpec
 
 # filled by ci-golden from the run's folders
 PATH_VARS = (
@@ -212,3 +216,21 @@ def plan_run(
             env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(cwd), environ.get("PYTHONPATH"))))
             phases.append(Phase(f"phase{number}", repeat, number, tuple(argv), env, cwd, phase_dir, base / "checkpoints"))
     return RunPlan(test_type, tuple(phases), n_repeat, iters)
+
+
+def render_plan(spec: JobSpec, plan: RunPlan) -> str:
+    """The exact commands and environment of every phase, as shell lines (secrets redacted)."""
+    lines = [
+        f"# {spec.case.id} ({spec.environment}, {spec.platform}): TEST_TYPE {plan.test_type}, "
+        f"{plan.n_repeat} repeat(s), time limit {spec.time_limit} s, output {spec.out}"
+    ]
+    if plan.unsupported:
+        return "\n".join([*lines, f"# not run: {plan.unsupported}"]) + "\n"
+    for phase in plan.phases:
+        if phase.number == 2:
+            lines.append("# keep the checkpoint nearest the middle of the run, drop later ones, resume from it")
+        lines.append(f"# {phase.label}: log {phase.log}")
+        lines.append(f"cd {shlex.quote(str(phase.cwd))}")
+        lines.extend(f"export {k}={shlex.quote(v)}" for k, v in redact(phase.env).items())
+        lines.append(shlex.join(phase.argv))
+    return "\n".join(lines) + "\n"

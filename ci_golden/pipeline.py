@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci_golden.discover import Suite, case_jobs
-from ci_golden.execute import JobSpec, default_n_repeat, execute
+from ci_golden.execute import JobSpec, default_n_repeat, execute, make_out
 from ci_golden.runner import Sink
 
 if t.TYPE_CHECKING:
@@ -107,6 +107,7 @@ def run_local(
             str(suite.root),
             f"no job on platform(s) {', '.join(sorted(platforms))}: no case lists them in CI_GOLDEN.platforms",
         )
+    make_out(out)
     results = []
     for spec in specs:
         result = execute(spec, suite.config, check_gpu=check_gpu, sink=sink)

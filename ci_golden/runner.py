@@ -2,9 +2,9 @@
 
 A process runs in its own session (so in its own process group); its output is streamed line by
 line with a prefix and saved to its log. On timeout or cancel (Ctrl-C, or SIGTERM from the CI
-runner turned into KeyboardInterrupt by the command) the whole group gets SIGTERM, then SIGKILL
-after a grace period; whatever is left of the group once the main process has exited is
-stopped the same way, so no stray process keeps a GPU busy for the next job.
+runner turned into KeyboardInterrupt by :func:`sigterm_as_interrupt`) the whole group gets
+SIGTERM, then SIGKILL after a grace period; whatever is left of the group once the main process
+has exited is stopped the same way, so no stray process keeps a GPU busy for the next job.
 """
 
 from __future__ import annotations
@@ -94,6 +94,18 @@ def check_gpus(platform: Platform, needed: int, environ: t.Mapping[str, str] | N
 
 def host_info() -> dict[str, str]:
     return {"host": socket.gethostname()}
+
+
+def sigterm_as_interrupt() -> None:
+    """Make SIGTERM (a CI runner cancelling the job) raise KeyboardInterrupt, as Ctrl-C does.
+
+    :func:`run_process` then stops the training process group and the job writes its result.
+    """
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 @dataclass(frozen=True)

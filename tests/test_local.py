@@ -92,6 +92,14 @@ def test_local_with_no_job_on_the_platform(tmp_path: Path, cli: t.Callable[..., 
     )
 
 
+def test_local_refuses_an_output_folder_that_is_a_file(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    root = copy_project(tmp_path, cases=("regular",))
+    (root / "out").write_text("kept\n")
+    res = cli("local", "--out", "out", cwd=root)
+    assert (res.returncode, res.stdout, res.stderr) == (2, "", "ci-golden local: error: out: exists and is not a folder\n")
+    assert (root / "out").read_text() == "kept\n"
+
+
 def test_verbose_streams_the_training_logs_with_a_prefix(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
     root = copy_project(tmp_path, cases=("regular",))
     quiet = cli("local", "--out", "quiet", cwd=root)

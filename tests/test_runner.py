@@ -88,6 +88,7 @@ def test_dry_run_prints_argv_and_environment(tmp_path: Path, cli: t.Callable[...
           --ranks: [0, 3]
         LAUNCHER: ft_launcher
         TEST_TYPE: regular
+        CI_GOLDEN: {platforms: [dgx_h100]}
         """})
     res = cli("run", "gpt/case", "--environment", "dev", "--platform", "dgx_h100", "--out", "o", "--dry-run",
               cwd=root, env={"DATA_PATH": "/data", "MASTER_PORT": "6000"})  # fmt: skip
@@ -115,7 +116,7 @@ def test_dry_run_prints_argv_and_environment(tmp_path: Path, cli: t.Callable[...
 
 
 def test_multi_node_uses_srun(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
-    root = project(tmp_path, {"gpt/case": "MODEL_ARGS: {--train-iters: 4}\nCI_GOLDEN: {nodes: 2, script: train.py}\n"})
+    root = project(tmp_path, {"gpt/case": "MODEL_ARGS: {--train-iters: 4}\nCI_GOLDEN: {nodes: 2, script: train.py, platforms: [dgx_h100]}\n"})
     args = ("run", "gpt/case", "--environment", "dev", "--platform", "dgx_h100", "--dry-run")
     res = cli(*args, cwd=root, env={"MASTER_ADDR": "node-a", "MASTER_PORT": "29500"})
     assert res.returncode == 0
@@ -140,7 +141,7 @@ def test_multi_node_uses_srun(tmp_path: Path, cli: t.Callable[..., t.Any]) -> No
     ],
 )  # fmt: skip
 def test_undefined_variable_is_an_error(tmp_path: Path, cli: t.Callable[..., t.Any], arg: str, message: str) -> None:
-    root = project(tmp_path, {"gpt/case": f"MODEL_ARGS:\n  --data-path: {arg}\n"})
+    root = project(tmp_path, {"gpt/case": f"MODEL_ARGS:\n  --data-path: {arg}\nCI_GOLDEN: {{platforms: [dgx_h100]}}\n"})
     env = {k: v for k, v in os.environ.items() if k != "DATA_PATH"}
     res = subprocess.run(
         [sys.executable, "-m", "ci_golden", "run", "gpt/case", "--environment", "dev", "--platform", "dgx_h100", "--dry-run"],
@@ -164,6 +165,101 @@ def test_usage_errors(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
         2, "ci-golden run: error: --job::$.extra: unknown key 'extra' (known: id, name, case, environment, "
         "platform, runs-on, golden, n_repeat, time_limit, nodes, gpus)\n"
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--n-repeat", "0"), "--n-repeat 0: expected 1 to 100"),
+        (("--n-repeat", "-2"), "--n-repeat -2: expected 1 to 100"),
+        (("--job", '{"case": "demo/a", "environment": "dev", "platform": "cpu", "n_repeat": 0}'),
+         "--job::$.n_repeat: n_repeat must be an integer from 1 to 100, got 0"),
+        (("--job", '{"case": "demo/a", "environment": "dev", "platform": "cpu", "n_repeat": 101}'),
+         "--job::$.n_repeat: n_repeat must be an integer from 1 to 100, got 101"),
+        (("--job", '{"case": "demo/a", "environment": "dev", "platform": "cpu", "time_limit": 0}'),
+         "--job::$.time_limit: time_limit must be an integer of at least 1, got 0"),
+        (("--job", '{"case": "demo/a", "environment": "dev", "platform": "cpu", "time_limit": -5}'),
+         "--job::$.time_limit: time_limit must be an integer of at least 1, got -5"),
+        (("--job", '{"case": "demo/a", "environment": "dev", "platform": "cpu", "time_limit": 1.5}'),
+         "--job::$.time_limit: time_limit must be an integer of at least 1, got 1.5"),
+        (("--job", '{"case": "demo/a", "environment": "dev", "platform": "cpu", "nodes": 0}'),
+         "--job::$.nodes: nodes must be an integer of at least 1, got 0"),
+        (("--job", '{"case": "demo/a", "environment": "dev", "platform": "cpu", "gpus": -1}'),
+         "--job::$.gpus: gpus must be an integer of at least 0, got -1"),
+    ],
+)  # fmt: skip
+def test_repeats_and_limits_below_one_are_refused(
+    tmp_path: Path, cli: t.Callable[..., t.Any], args: tuple[str, ...], message: str
+) -> None:
+    root = project(tmp_path, {"demo/a": demo_case()})
+    if args[0] == "--n-repeat":
+        args = ("demo/a", "--environment", "dev", "--platform", "cpu", *args)
+    res = cli("run", *args, "--dry-run", cwd=root)
+    assert (res.returncode, res.stdout, res.stderr) == (2, "", f"ci-golden run: error: {message}\n")
+
+
+def test_job_entry_values_override_the_case(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    root = project(tmp_path, {"demo/a": demo_case(time_limit=60)})
+    job = {"case": "demo/a", "environment": "dev", "platform": "cpu", "n_repeat": 1, "time_limit": 1}
+    res = cli("run", "--job", json.dumps(job), "--out", "o", "--dry-run", cwd=root)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[0] == "# demo/a (dev, cpu): TEST_TYPE regular, 1 repeat(s), time limit 1 s, output o"
+
+
+OTHER_ENV = CONFIG + "  lts: {platforms: [cpu]}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("demo/a", "--environment", "lts", "--platform", "dgx_h100"),
+         "{config}: environment 'lts' has no platform 'dgx_h100' (its platforms: cpu)"),
+        (("demo/a", "--environment", "lst", "--platform", "cpu"),
+         "{config}: unknown environment 'lst' (did you mean 'lts'?)"),
+        (("demo/a", "--environment", "dev", "--platform", "dgx_h100"),
+         "case 'demo/a' has no job in environment 'dev' on platform 'dgx_h100' (its jobs: [dev, cpu], [lts, cpu]); "
+         "a job needs a golden file or the platform in the case's CI_GOLDEN.platforms"),
+        (("--job", '{"case": "demo/a", "environment": "dev", "platform": "dgx_h100"}'),
+         "--job::$: case 'demo/a' has no job in environment 'dev' on platform 'dgx_h100' (its jobs: [dev, cpu], "
+         "[lts, cpu]); a job needs a golden file or the platform in the case's CI_GOLDEN.platforms"),
+        (("--job", '{"case": "demo/a", "environment": "lts", "platform": "dgx_h100"}'),
+         "--job::$: environment 'lts' has no platform 'dgx_h100' (its platforms: cpu)"),
+        (("--job", '{"case": "demo/a", "environment": "dev", "platform": "h100"}'),
+         "--job::$: unknown platform 'h100' (did you mean 'dgx_h100'?)"),
+        (("--job", '{"case": "demo/b", "environment": "dev", "platform": "cpu"}'),
+         "--job::$: no test case 'demo/b' (did you mean 'demo/a'?)"),
+    ],
+)  # fmt: skip
+def test_only_the_jobs_of_the_case_run(
+    tmp_path: Path, cli: t.Callable[..., t.Any], args: tuple[str, ...], message: str
+) -> None:
+    root = project(tmp_path, {"demo/a": demo_case(platforms="[cpu]")})
+    (root / "ci_golden.yaml").write_text(OTHER_ENV)
+    res = cli("run", *args, "--out", "o", cwd=root)
+    message = message.format(config=root / "ci_golden.yaml")
+    assert (res.returncode, res.stdout, res.stderr) == (2, "", f"ci-golden run: error: {message}\n")
+    assert not (root / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("model.txt", "model.txt: exists and is not a folder"),
+        ("model.txt/o", "model.txt/o: cannot create the output folder: Not a directory"),
+        ("/proc/1", "/proc/1: the output folder is not writable"),
+    ],
+)
+def test_an_output_folder_it_cannot_write_is_refused(
+    tmp_path: Path, cli: t.Callable[..., t.Any], out: str, message: str
+) -> None:
+    if out == "/proc/1" and os.access(out, os.W_OK):
+        pytest.skip("/proc/1 is writable here")
+    root = project(tmp_path, {"demo/a": demo_case()})
+    (root / "model.txt").write_text("kept\n")
+    res = cli("run", "demo/a", "--environment", "dev", "--platform", "cpu", "--out", out, cwd=root)
+    assert (res.returncode, res.stdout, res.stderr) == (2, "", f"ci-golden run: error: {message}\n")
+    assert sorted(p.name for p in root.iterdir()) == ["cases", "ci_golden.yaml", "model.txt"]
+    assert (root / "model.txt").read_text() == "kept\n"
 
 
 # --- the GPU check ---------------------------------------------------------------------------
@@ -208,8 +304,21 @@ def test_gpu_check_refuses_wrong_runner(tmp_path: Path, cli: t.Callable[..., t.A
         f"ci-golden run: error: {found}; this job needs 8 x H100 GPUs (platform dgx_h100); "
         "run it on a matching runner, or pass --skip-gpu-check\n"
     )
-    assert not (root / "o").exists()  # refused at once: nothing ran, nothing written
     assert time.monotonic() - start < 60
+    # refused at once: nothing ran, only an error result for the pipeline report
+    assert sorted(p.name for p in (root / "o").iterdir()) == ["result.json"]
+    result = json.loads((root / "o" / "result.json").read_text())
+    message = res.stderr.removeprefix("ci-golden run: error: ").rstrip("\n")
+    assert (result["verdict"], result["message"], result["actual"]) == ("error", message, None)
+    assert (result["case"], result["environment"], result["platform"]) == ("demo/a", "dev", "dgx_h100")
+    assert set(result["run"]) >= {"host", "start", "end"}
+    assert result["run"]["exit_codes"] == {}
+    report = cli("report", "o", "--format", "json", cwd=root)
+    assert report.returncode == 1, report.stderr
+    data = json.loads(report.stdout)
+    assert (data["verdict"], data["counts"]) == ("error", {"error": 1})
+    assert [(r["case"], r["verdict"], r["message"]) for r in data["results"]] == [("demo/a", "error", message)]
+    shutil.rmtree(root / "o")
     if body is None:
         res = cli("run", "demo/a", "--environment", "dev", "--platform", "dgx_h100", "--out", "o", "--skip-gpu-check", cwd=root, env=env)
         assert res.returncode == 0, res.stderr

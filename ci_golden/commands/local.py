@@ -45,12 +45,12 @@ def render_summary(done: LocalRun, out: Path, allow_drift: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ci_golden.commands import load_suite
-    from ci_golden.commands.run import _sigterm_as_interrupt
     from ci_golden.pipeline import run_local
     from ci_golden.result import exit_code
+    from ci_golden.runner import sigterm_as_interrupt
     from ci_golden.validate_render import render_text
 
-    _sigterm_as_interrupt()
+    sigterm_as_interrupt()
     suite = load_suite(args)
     out = Path(args.out)
     sink = (lambda line: print(line, flush=True)) if getattr(args, "verbose", 0) else None

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import signal
 import sys
 import typing as t
 from pathlib import Path
@@ -12,7 +10,6 @@ if t.TYPE_CHECKING:
     from ci_golden.config import Config
     from ci_golden.discover import Suite
     from ci_golden.execute import JobSpec
-    from ci_golden.launch import RunPlan
 
 HELP = "run one job of a test case on this runner, collect and compare its metrics"
 JOB_KEYS = ("id", "name", "case", "environment", "platform", "runs-on", "golden", "n_repeat", "time_limit", "nodes", "gpus")
@@ -32,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grace", type=float, default=10.0, metavar="S", help="seconds between SIGTERM and SIGKILL (default 10)")
 
 
-def _job_entry(text: str) -> dict[str, t.Any]:
+def _job_entry(text: str) -> tuple[str, dict[str, t.Any]]:
+    """The matrix entry of ``--job`` and the name errors give (``--job``, or the file holding it)."""
     from ci_golden.errors import InputError
 
     name = "--job"
@@ -54,77 +52,60 @@ def _job_entry(text: str) -> dict[str, t.Any]:
     unknown = sorted(set(entry) - set(JOB_KEYS))
     if unknown:
         raise InputError(name, f"unknown key {unknown[0]!r} (known: {', '.join(JOB_KEYS)})", f"$.{unknown[0]}")
-    for key in ("n_repeat", "time_limit", "nodes", "gpus"):
+    for key, low, high in (("n_repeat", 1, 100), ("time_limit", 1, None), ("nodes", 1, None), ("gpus", 0, None)):
         value = entry.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise InputError(name, f"{key} must be a non-negative integer, got {json.dumps(value)}", f"$.{key}")
-    return entry
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            expected = f"an integer from {low} to {high}" if high is not None else f"an integer of at least {low}"
+            raise InputError(name, f"{key} must be {expected}, got {json.dumps(value)}", f"$.{key}")
+    return name, entry
+
+
+def _first(*values: int | None) -> int:
+    return next(v for v in values if v is not None)
 
 
 def job_spec(args: argparse.Namespace, suite: Suite) -> JobSpec:
     """The job to run, from ``--job`` or from CASE ``--environment --platform``."""
-    from ci_golden.errors import UsageError
-    from ci_golden.execute import JobSpec, default_n_repeat
+    from ci_golden.errors import CiGoldenError, InputError, UsageError
+    from ci_golden.execute import JobSpec, case_job, default_n_repeat
     from ci_golden.matrix import job_id
 
     config = suite.config
+    if args.n_repeat is not None and not 1 <= args.n_repeat <= 100:
+        raise UsageError(f"--n-repeat {args.n_repeat}: expected 1 to 100")
+    name: str | None = None
     entry: dict[str, t.Any] = {}
     if args.job:
         if args.case or args.environment or args.platform:
             raise UsageError("give either --job or CASE --environment E --platform P, not both")
-        entry = _job_entry(args.job)
+        name, entry = _job_entry(args.job)
         case_id, environment, platform = entry["case"], entry["environment"], entry["platform"]
     else:
         if not (args.case and args.environment and args.platform):
             raise UsageError("give CASE --environment E --platform P, or --job JSON")
         case_id, environment, platform = args.case, args.environment, args.platform
-    where = config.source or "<built-in config>"
-    config.check_names("environment", [environment], where)
-    config.check_names("platform", [platform], where)
-    case = suite.case(case_id)
+    try:
+        case = suite.case(case_id)
+        job = case_job(case, config, environment, platform)
+    except CiGoldenError as e:
+        if name is None:
+            raise
+        raise InputError(name, e.detail if isinstance(e, InputError) else str(e), "$") from None
     settings, defaults = case.settings, config.defaults
-    n_repeat = args.n_repeat or entry.get("n_repeat") or default_n_repeat(case, config)
-    if not 1 <= n_repeat <= 100:
-        raise UsageError(f"--n-repeat {n_repeat}: expected 1 to 100")
     out = Path(args.out) if args.out else Path("ci-golden-out") / job_id(case.id, environment, platform)
     return JobSpec(
         case=case,
         environment=environment,
         platform=platform,
-        golden=case.golden_for(environment, platform),
+        golden=job.golden,
         out=out,
-        n_repeat=n_repeat,
-        time_limit=entry.get("time_limit") or settings.time_limit or defaults.time_limit,
-        nodes=entry.get("nodes") or settings.nodes or defaults.nodes,
-        gpus=int(entry["gpus"]) if entry.get("gpus") is not None else config.platforms[platform].gpus_per_node,
+        n_repeat=_first(args.n_repeat, entry.get("n_repeat"), default_n_repeat(case, config)),
+        time_limit=_first(entry.get("time_limit"), settings.time_limit, defaults.time_limit),
+        nodes=_first(entry.get("nodes"), settings.nodes, defaults.nodes),
+        gpus=_first(entry.get("gpus"), config.platforms[platform].gpus_per_node),
     )
-
-
-def render_plan(spec: JobSpec, plan: RunPlan) -> str:
-    """The exact commands and environment of every phase, as shell lines (secrets redacted)."""
-    from ci_golden.launch import redact
-
-    lines = [
-        f"# {spec.case.id} ({spec.environment}, {spec.platform}): TEST_TYPE {plan.test_type}, "
-        f"{plan.n_repeat} repeat(s), time limit {spec.time_limit} s, output {spec.out}"
-    ]
-    if plan.unsupported:
-        return "\n".join([*lines, f"# not run: {plan.unsupported}"]) + "\n"
-    for phase in plan.phases:
-        if phase.number == 2:
-            lines.append("# keep the checkpoint nearest the middle of the run, drop later ones, resume from it")
-        lines.append(f"# {phase.label}: log {phase.log}")
-        lines.append(f"cd {shlex.quote(str(phase.cwd))}")
-        lines.extend(f"export {k}={shlex.quote(v)}" for k, v in redact(phase.env).items())
-        lines.append(shlex.join(phase.argv))
-    return "\n".join(lines) + "\n"
-
-
-def _sigterm_as_interrupt() -> None:
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 def _print(line: str) -> None:
@@ -134,8 +115,9 @@ def _print(line: str) -> None:
 def run_spec(spec: JobSpec, config: Config, args: argparse.Namespace) -> int:
     from ci_golden.execute import execute
     from ci_golden.result import exit_code
+    from ci_golden.runner import sigterm_as_interrupt
 
-    _sigterm_as_interrupt()
+    sigterm_as_interrupt()
     result = execute(
         spec, config, check_gpu=not args.skip_gpu_check, sink=_print, grace=args.grace,
         keep_checkpoints=args.keep_checkpoints,
@@ -151,6 +133,7 @@ def run_spec(spec: JobSpec, config: Config, args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from ci_golden.commands import load_suite
     from ci_golden.execute import plan
+    from ci_golden.launch import render_plan
 
     suite = load_suite(args)
     spec = job_spec(args, suite)
