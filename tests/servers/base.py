@@ -8,7 +8,6 @@ not conform is answered 422 like the real forge would.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import socket
@@ -166,6 +165,7 @@ class ApiServer:
         self._thread: threading.Thread | None = None
         self._check: OpenAPICheck | None = None
         self._list_barrier: threading.Barrier | None = None
+        self.race_broken = False
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -224,8 +224,13 @@ class ApiServer:
             self.faults.append(fault)
         return fault
 
-    def race_lists(self, parties: int = 2, timeout: float = 10.0) -> None:
-        """Hold the first list request until ``parties`` list requests have arrived."""
+    def race_lists(self, parties: int = 2, timeout: float = 60.0) -> None:
+        """Hold the first list request until ``parties`` list requests have arrived.
+
+        The wait is long (processes started together may start far apart on a loaded
+        machine); ``race_broken`` tells whether it ran out before they all arrived.
+        """
+        self.race_broken = False
         self._list_barrier = threading.Barrier(parties, timeout=timeout)
 
     def count(self, method: str | None = None, path: str | None = None) -> int:
@@ -260,8 +265,10 @@ class ApiServer:
                     return self.unauthorized(), True
                 if is_list and self._list_barrier is not None:
                     barrier = self._list_barrier
-                    with contextlib.suppress(threading.BrokenBarrierError):
+                    try:
                         barrier.wait()
+                    except threading.BrokenBarrierError:
+                        self.race_broken = True
                     self._list_barrier = None
                 return handler(request, **{k: unquote(v) for k, v in match.groupdict().items()}), True
         return self.not_found(), False
