@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 from ci_golden.errors import InputError, UsageError
+from ci_golden.result import RESULT_FILE, load_result
 
 if t.TYPE_CHECKING:
     from ci_golden.forge.http import Client
@@ -35,7 +36,6 @@ MAX_ENTRY_BYTES = 256 * 1024 * 1024
 MAX_TOTAL_BYTES = 1024 * 1024 * 1024
 MAX_ENTRIES = 100_000
 CHUNK = 1024 * 1024
-RESULT_FILE = "result.json"
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -198,8 +198,6 @@ def folder_name(name: str, taken: t.Collection[str], artifact_id: int) -> str:
 def _keep_failing(folder: Path) -> tuple[int, int]:
     """Remove the results whose verdict is pass (their run folder, when it holds no other result);
     returns (results found, results kept)."""
-    from ci_golden.result import load_result
-
     results = sorted(folder.rglob(RESULT_FILE))
     kept = 0
     for path in results:

@@ -21,6 +21,7 @@ VERDICTS: tuple[Verdict, ...] = t.get_args(Verdict)
 SEVERITY: tuple[Verdict, ...] = ("error", "fail", "missing", "drift", "no-golden", "pass")
 FAILING: frozenset[str] = frozenset({"error", "fail", "missing"})
 RESULT_VERSION = 1
+RESULT_FILE = "result.json"  # the name of a job's result in its output folder
 
 Number = t.Optional[float]  # noqa: UP045 - a runtime alias on Python 3.10
 
