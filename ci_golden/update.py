@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
+import re
 import tempfile
 import typing as t
 from dataclasses import dataclass
@@ -25,11 +26,8 @@ import numpy as np
 from ci_golden.discover import Suite, TestCase, case_jobs, golden_name
 from ci_golden.errors import InputError
 from ci_golden.golden import GoldenValues, MetricSeries, dumps_golden, load_golden
+from ci_golden.result import RESULT_FILE, CaseResult, load_result
 
-if t.TYPE_CHECKING:
-    from ci_golden.result import CaseResult
-
-RESULT_FILE = "result.json"
 FAILING_VERDICTS = frozenset({"fail", "missing", "drift", "no-golden"})
 Status = t.Literal["changed", "added", "removed", "unchanged"]
 
@@ -190,8 +188,6 @@ def plan_updates(
     cases: t.Sequence[str] = (),
 ) -> list[Update]:
     """One :class:`Update` per selected result; two results aimed at one file are both refused."""
-    from ci_golden.result import load_result
-
     updates = []
     for path in find_results(paths):
         result = load_result(path)
@@ -260,13 +256,52 @@ def apply_updates(updates: t.Sequence[Update], suite: Suite) -> list[Update]:
     return out
 
 
+def refresh(
+    updates: t.Sequence[Update],
+    suite: Suite,
+    *,
+    dry_run: bool,
+    summary: Path | None = None,
+    display: t.Callable[[Path], str] = str,
+) -> tuple[list[Update], str]:
+    """Apply ``updates`` (unless ``dry_run``) and render their summary.
+
+    The ``summary`` file is made ready before any golden is written, so a path that cannot be
+    written is refused (:class:`InputError`) with nothing written; it is written last, atomically.
+    """
+    from ci_golden.paths import PendingFile
+
+    pending = PendingFile(summary) if summary is not None else None
+    try:
+        done = list(updates) if dry_run else apply_updates(updates, suite)
+        text = render_summary(done, dry_run=dry_run, display=display)
+        if pending is not None:
+            pending.write(text)
+    finally:
+        if pending is not None:
+            pending.discard()
+    return done, text
+
+
 # --- rendering ---------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 
 def _md(text: object) -> str:
     from ci_golden.render import escape_md
 
     return escape_md(text)
+
+
+def _code(text: str) -> str:
+    """``text`` as an inline code span, whatever backticks it holds (CommonMark: a fence longer
+    than every run of backticks inside, and a space inside each end when the text starts or ends
+    with a backtick or a space); line breaks and control characters become spaces."""
+    s = _CONTROL.sub(" ", text)
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", s)), default=0) + 1)
+    pad = " " if s[:1] in ("`", " ") or s[-1:] in ("`", " ") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
 
 
 def _signed_pct(value: float | None) -> str:
@@ -289,10 +324,10 @@ def render_summary(
     for u in written:
         assert u.target is not None
         action = ("would create" if dry_run else "created") if not u.existed else ""
-        out.append(f"### `{display(u.target)}`{' (' + action + ')' if action else ''}\n")
+        out.append(f"### {_code(display(u.target))}{' (' + action + ')' if action else ''}\n")
         out.append(
             f"{_md(u.case)} \\[{_md(u.environment)}, {_md(u.platform)}\\], verdict **{u.verdict}**, "
-            f"from `{display(u.result_path)}`\n"
+            f"from {_code(display(u.result_path))}\n"
         )
         out.extend(f"> {_md(note)}\n" for note in u.notes)
         out.append("| metric | change | mean rel diff | max abs diff | steps changed |")
@@ -304,11 +339,11 @@ def render_summary(
             )
         out.append("")
     if unchanged:
-        out.append(f"Unchanged ({len(unchanged)}): " + ", ".join(f"`{display(u.target)}`" for u in unchanged if u.target) + "\n")
+        out.append(f"Unchanged ({len(unchanged)}): " + ", ".join(_code(display(u.target)) for u in unchanged if u.target) + "\n")
     if refused:
         out.append(f"### Not updated: {len(refused)} result(s)\n")
         out.extend(
-            f"- {_md(u.case)} \\[{_md(u.environment)}, {_md(u.platform)}\\] from `{display(u.result_path)}`: {_md(u.problem)}"
+            f"- {_md(u.case)} \\[{_md(u.environment)}, {_md(u.platform)}\\] from {_code(display(u.result_path))}: {_md(u.problem)}"
             for u in refused
         )
         out.append("")

@@ -241,6 +241,56 @@ def test_two_results_for_one_golden_are_both_refused(tmp_path: Path, cli: t.Any)
     assert load_golden(root / "cases/a/golden_values_dev_cpu.json").same_as(values(20))
 
 
+def test_a_summary_that_cannot_be_written_is_refused_before_any_golden(tmp_path: Path, cli: t.Any) -> None:
+    root = project(tmp_path, {"a": {"golden_values_dev_cpu.json": values(20)}})
+    make_result(root, root / "out", "a", "cpu", values(20, scale=1.5))
+    (root / "notes.md").write_text("notes\n")
+    for summary, reason in (("notes.md/x", "notes.md is not a folder"), ("cases", "is a folder")):
+        refused = cli("update", "out", "--summary", summary, cwd=root)
+        assert (refused.returncode, refused.stdout) == (2, "")
+        assert refused.stderr == f"ci-golden update: error: {summary}: {reason}\n"
+        assert load_golden(root / "cases/a/golden_values_dev_cpu.json").same_as(values(20))
+    assert (root / "notes.md").read_text() == "notes\n"
+    assert sorted(p.name for p in root.rglob(".*.tmp")) == []
+
+    written = cli("update", "out", "--summary", "new/folder/summary.md", cwd=root)
+    assert written.returncode == 0, written.stderr
+    assert (root / "new/folder/summary.md").read_text() == written.stdout
+    assert load_golden(root / "cases/a/golden_values_dev_cpu.json").same_as(values(20, scale=1.5))
+    assert sorted(p.name for p in root.rglob(".*.tmp")) == []
+
+
+def test_a_summary_not_written_leaves_no_temp_file_and_no_folder(tmp_path: Path) -> None:
+    from ci_golden.paths import PendingFile
+
+    pending = PendingFile(tmp_path / "new" / "folder" / "summary.md")
+    assert [p.relative_to(tmp_path).as_posix() for p in sorted(tmp_path.rglob("*"))][:2] == ["new", "new/folder"]
+    pending.discard()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_paths_with_backticks_stay_code_in_the_summary(tmp_path: Path) -> None:
+    from ci_golden.update import MetricChange, Update, render_summary
+
+    def update(target: str, result: str, **kw: t.Any) -> Update:
+        return Update(Path(result), "a", "dev", "cpu", "fail", target=Path(target), **kw)
+
+    changed = (MetricChange("lm loss", "changed", 2, 1, 0.5, 1.0),)
+    summary = render_summary(
+        [
+            update("cases/a`b/golden.json", "out/``x``/result.json", text="{}", existed=True, changes=changed),
+            update("`lead/golden.json", "out/b/result.json", text="{}", changes=(MetricChange("lm loss", "unchanged", 2, 0),)),
+            update("cases/c/golden.json", "out/c\nd`/result.json", problem="no actual values"),
+        ],
+        dry_run=False,
+    )  # fmt: skip
+    lines = summary.splitlines()
+    assert lines[2] == "### ``cases/a`b/golden.json``"
+    assert lines[4] == "a \\[dev, cpu\\], verdict **fail**, from ```out/``x``/result.json```"
+    assert "Unchanged (1): `` `lead/golden.json ``" in lines
+    assert lines[-1] == "- a \\[dev, cpu\\] from ``out/c d`/result.json``: no actual values"
+
+
 def test_sigkill_in_the_middle_leaves_every_golden_old_or_new_and_valid(tmp_path: Path, repo_root: Path) -> None:
     n_cases, n_steps = 40, 5000
     cases = {f"c{i:03d}": {"golden_values_dev_cpu.json": values(n_steps)} for i in range(n_cases)}

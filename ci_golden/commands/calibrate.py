@@ -24,9 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _policies(config: Config, runset: RunSet) -> tuple[t.Callable[[str], Policy], str | None]:
     """The case's current policies (for kinds and windows) and its model_config.yaml, when known."""
-    from ci_golden.commands.migrate import display_path
     from ci_golden.discover import discover
     from ci_golden.errors import InputError
+    from ci_golden.paths import display_path
     from ci_golden.policy import policy_for, resolve_policies
 
     case = None

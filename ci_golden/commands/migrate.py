@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -15,18 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--apply", action="store_true", help="write the files (default: only say what would change)")
 
 
-def display_path(path: Path) -> str:
-    """``path`` relative to the working folder when it lies below it."""
-    try:
-        return os.path.relpath(path) if path.resolve().is_relative_to(Path.cwd().resolve()) else str(path)
-    except ValueError:
-        return str(path)
-
-
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when every legacy file converts (or none is left), 1 when some cannot."""
     from ci_golden.commands import load_project
     from ci_golden.migrate import migrate, render_migrations
+    from ci_golden.paths import display_path
 
     paths = [Path(p) for p in args.paths] or [load_project(args).test_cases]
     migrations = migrate(paths, apply=args.apply)

@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Exit 0 after listing (or deleting); 2, deleting nothing, when a case cannot be judged."""
     from ci_golden.commands import load_suite
-    from ci_golden.commands.migrate import display_path
+    from ci_golden.paths import display_path
     from ci_golden.prune import apply_prune, plan_prune, render_prune
 
     plan = plan_prune(load_suite(args))

@@ -19,10 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when every selected result was applied, 1 when some could not be, 2 on bad input."""
     from ci_golden.commands import load_suite
-    from ci_golden.commands.migrate import display_path
     from ci_golden.errors import InputError
-    from ci_golden.golden import atomic_write_text
-    from ci_golden.update import apply_updates, plan_updates, render_summary
+    from ci_golden.paths import display_path
+    from ci_golden.update import plan_updates, refresh
 
     suite = load_suite(args)
     updates = plan_updates(
@@ -31,10 +30,7 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if not updates:
         raise InputError(", ".join(args.results), "no result matches the selection (--only-failing, --only-drift, --case)")
-    if not args.dry_run:
-        updates = apply_updates(updates, suite)
-    summary = render_summary(updates, dry_run=args.dry_run, display=display_path)
+    summary_file = Path(args.summary) if args.summary else None
+    updates, summary = refresh(updates, suite, dry_run=args.dry_run, summary=summary_file, display=display_path)
     sys.stdout.write(summary)
-    if args.summary:
-        atomic_write_text(Path(args.summary), summary)
     return 0 if all(u.problem is None for u in updates) else 1
