@@ -173,16 +173,30 @@ def run_command(job: MatrixJob) -> str:
     )
 
 
+EXPECT_FILE = "ci-golden-expect.json"
 REPORT_SCRIPT = (
     "status=0",
-    f"ci-golden report {OUT_DIR} --format markdown --out report.md || status=$?",
-    f"ci-golden report {OUT_DIR} --format json --out report.json || true",
-    f"ci-golden report {OUT_DIR} --format junit --out report.xml || true",
+    f"ci-golden report {OUT_DIR} --expect {EXPECT_FILE} --format markdown --out report.md || status=$?",
+    f"ci-golden report {OUT_DIR} --expect {EXPECT_FILE} --format json --out report.json || true",
+    f"ci-golden report {OUT_DIR} --expect {EXPECT_FILE} --format junit --out report.xml || true",
     # merge-request variables reach a child pipeline only when the trigger job forwards them
     'mr="${CI_MERGE_REQUEST_IID:-${CI_GOLDEN_MR_IID:-}}"',
     'if [ -n "$mr" ]; then CI_MERGE_REQUEST_IID="$mr" ci-golden comment report.json --forge gitlab; fi',
     'exit "$status"',
 )
+
+
+def expect_command(jobs: t.Sequence[MatrixJob]) -> str:
+    """The report job's first command: it writes the pipeline's jobs as a matrix file
+    (``{"include": [{case, environment, platform}]}``) for ``ci-golden report --expect``, so a
+    job that left no result is an error, not a silent pass. The pipeline carries the list itself
+    (no artifact to fetch from the parent); a here-document keeps it out of the environment
+    (no size limit) and out of the job log (GitLab shows a multi-line command's first line)."""
+    entries = ",".join(
+        f'{{"case":{_json_str(j.case)},"environment":{_json_str(j.environment)},"platform":{_json_str(j.platform)}}}'
+        for j in jobs
+    )
+    return f"cat > {EXPECT_FILE} <<'CI_GOLDEN_EXPECT'\n{{\"include\":[{entries}]}}\nCI_GOLDEN_EXPECT"
 
 
 _RETRY_LINES = "".join(f"\n      - {w}" for w in GITLAB_RETRY_WHEN)
@@ -288,7 +302,7 @@ def render_gitlab(
         report = {
             "stage": "report",
             "when": "always",
-            "script": list(REPORT_SCRIPT),
+            "script": [expect_command(jobs), *REPORT_SCRIPT],
             "artifacts": {
                 "name": "ci-golden-report",
                 "when": "always",

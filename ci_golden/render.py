@@ -18,11 +18,15 @@ from urllib.parse import quote
 
 import numpy as np
 
+from ci_golden.errors import UsageError
 from ci_golden.report import Report
 from ci_golden.result import FAILING, CaseResult, MetricResult, Verdict
 
 MARKER = "<!-- ci-golden:verdict={verdict} -->"
 MIN_CHARS = 1000
+DEFAULT_MAX_CHARS = 65000  # a GitHub comment holds 65,536 characters
+STEP_SUMMARY_LIMIT = 1024 * 1024  # bytes GitHub accepts in one step's summary
+FETCHED = "ci-golden-results"  # where `ci-golden fetch-results` writes by default
 DETAIL_VERDICTS = frozenset({"fail", "drift", "missing", "error"})
 REFRESH_VERDICTS = frozenset({"fail", "drift", "missing", "no-golden"})
 ICONS: dict[str, str] = {
@@ -167,16 +171,30 @@ def _fence(text: str) -> str:
     return "`" * max(3, longest + 1)
 
 
+def _shell(parts: t.Sequence[str]) -> str:
+    return " ".join(shlex.quote(_CONTROL.sub(" ", p)) for p in parts)
+
+
 def update_command(report: Report) -> str | None:
-    """The ``ci-golden update`` command refreshing the goldens of every affected job."""
+    """The command refreshing the goldens of every affected job: in a CI run, ``ci-golden
+    fetch-results`` of that run then ``ci-golden update`` of what it fetched (anyone can run
+    it); else ``ci-golden update`` of the report's local sources."""
     cases = list(dict.fromkeys(r.case for r in report.results if r.verdict in REFRESH_VERDICTS))
     if not cases:
         return None
-    sources = report.sources or ("ci-golden-out",)
-    parts = ["ci-golden", "update", *sources]
+    run = report.ci_run
+    sources = (FETCHED,) if run else report.sources or ("ci-golden-out",)
+    update = ["ci-golden", "update", *sources]
     for case in cases:
-        parts += ["--case", case]
-    return " ".join(shlex.quote(_CONTROL.sub(" ", p)) for p in parts)
+        update += ["--case", case]
+    if run is None:
+        return _shell(update)
+    fetch = ["ci-golden", "fetch-results", "--github-run" if run.forge == "github" else "--gitlab-pipeline", run.id]
+    if run.project:
+        fetch += ["--repo" if run.forge == "github" else "--project", run.project]
+    if run.api_url:
+        fetch += ["--api-url", run.api_url]
+    return f"{_shell([*fetch, '--only-failing'])} && {_shell(update)}"
 
 
 def _update_section(report: Report) -> str:
@@ -212,7 +230,7 @@ def render_markdown(report: Report, *, max_chars: int = 65000) -> str:
         head += " (drift allowed)"
     if report.run_url:
         head += f" · {_link(report.run_url)}"
-    head += "\n\n" + TABLE_HEAD
+    head += "\n\n" + "".join(f"> {escape_md(note)}\n\n" for note in report.notes) + TABLE_HEAD
     rows = [_row(r) for r in report.results]
     detail = [details_block(r) for r in report.results if r.verdict in DETAIL_VERDICTS]
     update = _update_section(report)
@@ -252,6 +270,20 @@ def render_markdown(report: Report, *, max_chars: int = 65000) -> str:
         body += update
     assert len(body) <= max_chars, (len(body), max_chars)
     return body
+
+
+def render_step_summary(report: Report, *, used: int, max_chars: int | None, name: str) -> str:
+    """Markdown that fits what is left of the 1 MiB step-summary limit (in bytes) when the
+    summary file ``name`` already holds ``used`` bytes; ``max_chars`` caps it further."""
+    room = STEP_SUMMARY_LIMIT - used
+    limit = room if max_chars is None else min(max_chars, room)
+    while limit >= MIN_CHARS:
+        text = render_markdown(report, max_chars=limit)
+        size = len(text.encode("utf-8"))
+        if size <= room:
+            return text
+        limit -= size - room + 1
+    raise UsageError(f"{name}: the step summary already holds {used} bytes; no room left for the report")
 
 
 # --- other formats -------------------------------------------------------------------------
@@ -312,7 +344,7 @@ def _gh_prop(text: str) -> str:
 def render_annotations(report: Report) -> str:
     """GitHub workflow commands: ``::error`` for each failing job (``::warning`` for allowed
     drift, ``::notice`` for a job without a golden), pointing at its golden file."""
-    out = []
+    out = [f"::notice title=ci-golden::{_gh_data(note)}\n" for note in report.notes]
     for r in report.results:
         if r.verdict == "pass":
             continue
@@ -347,3 +379,10 @@ RENDERERS_BY_NAME: dict[str, t.Callable[..., str]] = {
     "json": render_json,
     "github-summary": render_markdown,
 }
+
+
+def render_report(report: Report, fmt: str, *, max_chars: int | None = None) -> str:
+    """The report in ``fmt``; ``max_chars`` (default :data:`DEFAULT_MAX_CHARS`) caps Markdown."""
+    if fmt == "markdown":
+        return render_markdown(report, max_chars=max_chars or DEFAULT_MAX_CHARS)
+    return RENDERERS_BY_NAME[fmt](report)

@@ -169,6 +169,26 @@ def test_generate_then_child_pipeline_passes_and_fails_on_a_broken_golden(projec
     assert set(verdicts.values()) == {"pass"}
     assert (project / "report.md").read_text().splitlines()[0] == "<!-- ci-golden:verdict=fail -->"
 
+    # a job that ends without leaving a result (here: "passes" doing nothing) must not pass silently
+    child["regular lts cpu"]["script"] = ["echo the runner check failed before any result was written"]
+    (project / "child-missing.yml").write_text(yaml.safe_dump(child, sort_keys=False))
+    shutil.rmtree(project / "ci-golden-out")
+    missing = gitlab_ci_local(project, "--file", "child-missing.yml")
+    assert missing.returncode != 0
+    summary = _summary(missing.stdout)
+    assert (summary.pop("regular lts cpu"), summary.pop("regular dev cpu"), summary.pop("ci-golden report")) == (
+        "PASS", "FAIL", "FAIL"
+    )  # fmt: skip
+    assert set(summary.values()) == {"PASS"} and len(summary) == 4
+    assert "demo__regular__lts__cpu" not in _verdicts(project)
+    report = json.loads((project / "report.json").read_text())
+    assert (report["verdict"], report["counts"]) == ("error", {"error": 1, "fail": 1, "pass": 4})
+    lost = report["results"][0]
+    assert (lost["case"], lost["environment"], lost["platform"], lost["message"]) == (
+        "demo/regular", "lts", "cpu", "no result: the job did not run or its artifact is missing"
+    )  # fmt: skip
+    assert "| demo/regular | lts | cpu | 💥 error |" in (project / "report.md").read_text()
+
 
 def test_schema_validation_of_the_shipped_pipeline_by_gitlab_ci_local(project: Path) -> None:
     listed = gitlab_ci_local(project, "--list-json")

@@ -425,7 +425,7 @@ def test_gitlab_child_pipeline_jobs(project: Path, cli: t.Callable[..., t.Any]) 
     report = doc["ci-golden report"]
     assert report["when"] == "always" and report["stage"] == "report"
     assert (
-        "ci-golden report ci-golden-out --format json --out report.json || true" in report["script"]
+        "ci-golden report ci-golden-out --expect ci-golden-expect.json --format json --out report.json || true" in report["script"]
     )
 
 

@@ -17,17 +17,31 @@ import pytest
 from ci_golden.compare import compare_job, write_result
 from ci_golden.config import load_config
 from ci_golden.discover import Job
-from ci_golden.errors import InputError
+from ci_golden.errors import InputError, UsageError
 from ci_golden.golden import GoldenValues, MetricSeries
 from ci_golden.policy import resolve_policies
 from ci_golden.render import (
+    STEP_SUMMARY_LIMIT,
     escape_md,
     mermaid_chart,
     render_annotations,
+    render_json,
     render_junit,
     render_markdown,
+    render_step_summary,
+    update_command,
 )
-from ci_golden.report import Report, build_report, collect_results, run_url_from_env
+from ci_golden.report import (
+    NO_RESULT,
+    CiRun,
+    ExpectedJob,
+    Report,
+    build_report,
+    ci_run_from_env,
+    collect_results,
+    expect_jobs,
+    run_url_from_env,
+)
 from ci_golden.result import CaseResult
 
 HOSTILE = "gpt/x|y <script>alert(1)</script> @team `rm` [a](http://e) *b* #1\nline2"
@@ -255,13 +269,20 @@ def results_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+NO_CI = {"GITHUB_RUN_ID": "", "CI_PIPELINE_ID": "", "GITHUB_SERVER_URL": "", "CI_PIPELINE_URL": ""}
+
+
 def test_cli_report_markdown(cli: t.Callable[..., t.Any], results_dir: Path) -> None:
-    env = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "o/r", "GITHUB_RUN_ID": "9", "CI_PIPELINE_URL": ""}
+    env = {**NO_CI, "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "o/r", "GITHUB_RUN_ID": "9"}
     r = cli("report", "res", "--out", "report.md", cwd=results_dir, env=env)
     assert (r.returncode, r.stdout, r.stderr) == (1, "", "")
     md = (results_dir / "report.md").read_text()
     assert md.splitlines()[0] == "<!-- ci-golden:verdict=fail -->"
-    assert "[CI run](https://github.com/o/r/actions/runs/9)" in md and "ci-golden update res --case gpt/b" in md
+    assert "[CI run](https://github.com/o/r/actions/runs/9)" in md
+    # in CI the refresh command fetches the run's results: the report machine's paths mean nothing to a reviewer
+    assert "```sh\nci-golden fetch-results --github-run 9 --repo o/r --only-failing && ci-golden update ci-golden-results --case gpt/b\n```" in md
+    local = cli("report", "res", cwd=results_dir, env=NO_CI)
+    assert "```sh\nci-golden update res --case gpt/b\n```" in local.stdout and "fetch-results" not in local.stdout
     ok = cli("report", "res/a", "--format", "json", cwd=results_dir, env=env)
     assert ok.returncode == 0 and json.loads(ok.stdout)["verdict"] == "pass"
 
@@ -291,3 +312,169 @@ def test_cli_report_errors(cli: t.Callable[..., t.Any], tmp_path: Path) -> None:
     assert (r.returncode, r.stderr) == (2, "ci-golden report: error: nothing: no such file or folder\n")
     r = cli("report", ".", "--max-chars", "10", cwd=tmp_path)
     assert (r.returncode, r.stderr) == (2, "ci-golden report: error: --max-chars must be at least 1000\n")
+
+
+# --- the plan's job list (--expect) ---------------------------------------------------------
+
+
+def plan(*jobs: tuple[str, str, str]) -> str:
+    return json.dumps({"include": [
+        {"id": c.replace("/", "__"), "case": c, "environment": e, "platform": p, "runs-on": ["x"], "golden": f"cases/{c}/golden_values_{e}_{p}.json"}
+        for c, e, p in jobs
+    ]})  # fmt: skip
+
+
+def test_expected_jobs_without_a_result_are_errors_and_the_others_get_a_note() -> None:
+    expected = [ExpectedJob("gpt/a", "dev", "dgx_h100"), ExpectedJob("gpt/c", "lts", "dgx_a100", "cases/gpt/c/g.json")]
+    results, notes = expect_jobs([result("gpt/a"), result("gpt/d")], expected, "plan.json")
+    report = build_report(results, notes=notes)
+    assert [(r.job_id, r.verdict, r.message, r.golden) for r in report.results] == [
+        ("gpt/c [lts, dgx_a100]", "error", NO_RESULT, "cases/gpt/c/g.json"),
+        ("gpt/a [dev, dgx_h100]", "pass", None, "cases/gpt/a/golden_values_dev_dgx_h100.json"),
+        ("gpt/d [dev, dgx_h100]", "pass", None, "cases/gpt/d/golden_values_dev_dgx_h100.json"),
+    ]
+    assert notes == ("1 result is for a job the plan (plan.json) does not list: gpt/d [dev, dgx_h100]",)
+    assert (report.verdict, report.ok) == ("error", False)
+    assert Report.from_dict(json.loads(render_json(report))).to_dict() == report.to_dict()
+    many = [result(f"gpt/x{i:02d}") for i in range(12)]
+    assert expect_jobs(many, [], "p")[1] == (
+        "12 results are for jobs the plan (p) does not list: " + ", ".join(f"gpt/x{i:02d} [dev, dgx_h100]" for i in range(10)) + " and 2 more",
+    )
+
+
+def test_cli_report_expect_catches_a_job_without_a_result_in_every_format(cli: t.Callable[..., t.Any], tmp_path: Path) -> None:
+    write_result(tmp_path / "res" / "a" / "result.json", result("gpt/a"))
+    write_result(tmp_path / "res" / "x" / "result.json", result("gpt/x"))
+    (tmp_path / "plan.json").write_text(plan(("gpt/a", "dev", "dgx_h100"), ("gpt/b", "dev", "dgx_h100")))
+    silent = cli("report", "res", "--format", "json", cwd=tmp_path, env=NO_CI)
+    assert (silent.returncode, json.loads(silent.stdout)["verdict"]) == (0, "pass")  # what --expect is for
+    args = ("report", "res", "--expect", "plan.json")
+    md = cli(*args, cwd=tmp_path, env=NO_CI)
+    assert (md.returncode, md.stderr) == (1, "")
+    lines = md.stdout.splitlines()
+    assert lines[:10] == [
+        "<!-- ci-golden:verdict=error -->",
+        "## 💥 ci-golden: error",
+        "",
+        "**3 jobs**: 1 error · 2 pass",
+        "",
+        "> 1 result is for a job the plan (plan.json) does not list: gpt/x &#91;dev, dgx_h100&#93;",
+        "",
+        "| Case | Env | Platform | Verdict | Worst metric | Max rel diff | First failing step |",
+        "|---|---|---|---|---|---|---|",
+        "| gpt/b | dev | dgx_h100 | 💥 error | — | — | — |",
+    ]
+    assert f"dgx_h100: error</summary>\n\n{NO_RESULT}\n\nGolden: cases/gpt/b/golden_values_dev_dgx_h100.json\n" in md.stdout
+    js = cli(*args, "--format", "json", cwd=tmp_path, env=NO_CI)
+    data = json.loads(js.stdout)
+    assert (js.returncode, data["verdict"], data["counts"], data["notes"]) == (
+        1, "error", {"error": 1, "pass": 2}, ["1 result is for a job the plan (plan.json) does not list: gpt/x [dev, dgx_h100]"]
+    )  # fmt: skip
+    assert {k: data["results"][0][k] for k in ("case", "verdict", "message")} == {"case": "gpt/b", "verdict": "error", "message": NO_RESULT}
+    junit = cli(*args, "--format", "junit", cwd=tmp_path, env=NO_CI)
+    root = ET.fromstring(junit.stdout)
+    assert (junit.returncode, root.get("errors")) == (1, "1")
+    error = root.find(".//testcase[@classname='gpt/b']/error")
+    assert error is not None and error.get("message") == f"error: {NO_RESULT}"
+    summary = tmp_path / "summary.md"
+    gh = cli(*args, "--format", "github-summary", "--out", summary, cwd=tmp_path, env=NO_CI)
+    assert gh.returncode == 1 and summary.read_text().startswith("<!-- ci-golden:verdict=error -->\n")
+    assert gh.stdout == (
+        "::notice title=ci-golden::1 result is for a job the plan (plan.json) does not list: gpt/x [dev, dgx_h100]\n"
+        f"::error file=cases/gpt/b/golden_values_dev_dgx_h100.json,title=ci-golden error::gpt/b [dev, dgx_h100]: {NO_RESULT}\n"
+    )
+
+
+def test_cli_report_expect_with_no_results_at_all_reports_every_job(cli: t.Callable[..., t.Any], tmp_path: Path) -> None:
+    # every job failed before uploading: the artifact folder was never created
+    (tmp_path / "plan.json").write_text(plan(("gpt/a", "dev", "dgx_h100"), ("gpt/b", "lts", "dgx_h100")))
+    r = cli("report", "ci-golden-out", "--expect", "plan.json", "--format", "json", cwd=tmp_path, env=NO_CI)
+    data = json.loads(r.stdout)
+    assert (r.returncode, data["counts"]) == (1, {"error": 2})
+    without = cli("report", "ci-golden-out", cwd=tmp_path, env=NO_CI)
+    assert (without.returncode, without.stderr) == (2, "ci-golden report: error: ci-golden-out: no such file or folder\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "plan.json: zero-byte file: expected a JSON object"),
+        ('{"include": {}}', 'plan.json::$: not a job matrix: expected {"include": [...]} as `ci-golden matrix --ci github` writes'),
+        ('{"include": [3]}', "plan.json::$.include[0]: expected an object with case, environment and platform"),
+        ('{"include": [{"case": "a", "environment": "dev"}]}', "plan.json::$.include[0]: expected a non-empty string 'platform'"),
+    ],
+)
+def test_cli_report_bad_expect_file_is_exit_2(cli: t.Callable[..., t.Any], results_dir: Path, text: str, message: str) -> None:
+    (results_dir / "plan.json").write_text(text)
+    r = cli("report", "res", "--expect", "plan.json", "--out", "report.md", cwd=results_dir, env=NO_CI)
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", f"ci-golden report: error: {message}\n")
+    assert not (results_dir / "report.md").exists()
+
+
+# --- the refresh command ------------------------------------------------------------------
+
+
+def test_ci_run_from_env_and_the_refresh_command() -> None:
+    assert ci_run_from_env({}) is None
+    gh = ci_run_from_env({"GITHUB_RUN_ID": "42", "GITHUB_REPOSITORY": "o/r", "GITHUB_API_URL": "https://api.github.com"})
+    assert gh == CiRun("github", "42", "o/r", None)
+    ghe = ci_run_from_env({"GITHUB_RUN_ID": "42", "GITHUB_REPOSITORY": "o/r", "GITHUB_API_URL": "https://ghe.example/api/v3"})
+    gl = ci_run_from_env({"CI_PIPELINE_ID": "7", "CI_PROJECT_PATH": "g/p", "CI_PROJECT_ID": "3", "CI_API_V4_URL": "https://gitlab.com/api/v4"})
+    assert gl == CiRun("gitlab", "7", "g/p", None)
+    own = ci_run_from_env({"CI_PIPELINE_ID": "7", "CI_PROJECT_ID": "3", "CI_API_V4_URL": "https://git.example/api/v4/"})
+    failing = [result("gpt/b", 1.10), result("gpt/c", 1.03)]
+    commands = [update_command(build_report(failing, sources=("/tmp/fr",), ci_run=run)) for run in (None, gh, ghe, gl, own)]
+    assert commands == [
+        "ci-golden update /tmp/fr --case gpt/b --case gpt/c",
+        "ci-golden fetch-results --github-run 42 --repo o/r --only-failing && ci-golden update ci-golden-results --case gpt/b --case gpt/c",
+        "ci-golden fetch-results --github-run 42 --repo o/r --api-url https://ghe.example/api/v3 --only-failing"
+        " && ci-golden update ci-golden-results --case gpt/b --case gpt/c",
+        "ci-golden fetch-results --gitlab-pipeline 7 --project g/p --only-failing && ci-golden update ci-golden-results --case gpt/b --case gpt/c",
+        "ci-golden fetch-results --gitlab-pipeline 7 --project 3 --api-url https://git.example/api/v4 --only-failing"
+        " && ci-golden update ci-golden-results --case gpt/b --case gpt/c",
+    ]
+    # the report JSON keeps the run, so a comment rendered later from it says the same
+    report = build_report(failing, ci_run=gl)
+    assert update_command(Report.from_dict(json.loads(render_json(report)))) == commands[3]
+
+
+def test_the_refresh_command_flags_are_those_of_fetch_results_and_update() -> None:
+    import argparse
+
+    from ci_golden.commands import fetch_results, update
+
+    command = update_command(build_report([result("gpt/b", 1.10)], ci_run=CiRun("github", "42", "o/r", "https://ghe/api")))
+    assert command is not None
+    fetch_part, update_part = (part.split() for part in command.split(" && "))
+    for module, words in ((fetch_results, fetch_part), (update, update_part)):
+        parser = argparse.ArgumentParser()
+        module.add_arguments(parser)
+        args = parser.parse_args(words[2:])
+        if module is fetch_results:
+            assert (args.github_run, args.repo, args.api_url, args.only_failing, args.out) == ("42", "o/r", "https://ghe/api", True, "ci-golden-results")
+        else:
+            assert (args.results, args.case) == (["ci-golden-results"], ["gpt/b"])
+
+
+# --- output paths and the step summary ----------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "json", "junit", "github-summary"])
+def test_cli_report_out_where_no_file_can_be(cli: t.Callable[..., t.Any], results_dir: Path, fmt: str) -> None:
+    (results_dir / "README.md").write_text("keep\n")
+    r = cli("report", "res", "--format", fmt, "--out", "README.md/x", cwd=results_dir, env=NO_CI)
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", "ci-golden report: error: README.md/x: cannot write the file: README.md is not a folder\n")
+    r = cli("report", "res", "--format", fmt, "--out", "res", cwd=results_dir, env=NO_CI)
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", "ci-golden report: error: res: cannot write the file: this is a folder\n")
+    assert (results_dir / "README.md").read_text() == "keep\n"
+    assert sorted(p.name for p in results_dir.iterdir()) == ["README.md", "res"]
+
+
+def test_step_summary_fits_what_is_left() -> None:
+    report = build_report([result(f"gpt/case_{i:03d}", 1.10) for i in range(50)])
+    text = render_step_summary(report, used=STEP_SUMMARY_LIMIT - 5000, max_chars=None, name="s.md")
+    assert len(text.encode()) <= 5000 and "Truncated" in text
+    assert render_step_summary(report, used=0, max_chars=3000, name="s.md") == render_markdown(report, max_chars=3000)
+    with pytest.raises(UsageError) as e:
+        render_step_summary(report, used=STEP_SUMMARY_LIMIT - 10, max_chars=None, name="s.md")
+    assert str(e.value) == f"s.md: the step summary already holds {STEP_SUMMARY_LIMIT - 10} bytes; no room left for the report"

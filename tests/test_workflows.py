@@ -4,11 +4,14 @@ actionlint. Each validator is also shown to fail on a broken copy, so a pass mea
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import typing as t
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -165,12 +168,64 @@ def test_golden_tests_workflow_shape() -> None:
     assert report["permissions"] == {"contents": "read", "pull-requests": "write"}
     script = "\n".join(_run_scripts(report))
     for command in (
-        "ci-golden report ci-golden-out --format json --out report.json",
-        "ci-golden report ci-golden-out --format github-summary",
+        'ci-golden report ci-golden-out --expect "$plan" --format json --out report.json',
+        'ci-golden report ci-golden-out --expect "$plan" --format github-summary',
         "ci-golden comment report.json",
     ):
         assert command in script
+    assert [line for line in script.splitlines() if "ci-golden report " in line and "--expect" not in line] == []
+    aggregate = _step(report, "aggregate")
+    assert aggregate["env"] == {"PLAN_MATRIX": "${{ needs.plan.outputs.matrix }}"}
     assert report["steps"][-1]["with"]["name"] == "ci-golden-report"
+
+
+def _step(job: dict[str, t.Any], name: str) -> dict[str, t.Any]:
+    step = next(s for s in job["steps"] if s.get("name") == name)
+    assert isinstance(step, dict)
+    return step
+
+
+def test_the_report_step_reports_a_planned_job_without_a_result(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    """The shipped `aggregate` script, run by bash as the runner would: the plan's matrix (the
+    plan job's output, through the environment) lists a job whose artifact never came."""
+    plan = tmp_path / "plan.json"
+    r = cli("matrix", "--ci", "github", "--platform", "cpu", "--case", "demo/regular", "--output", plan)
+    assert r.returncode == 0, r.stderr
+    matrix = plan.read_text().strip()
+    entries = json.loads(matrix)["include"]
+    assert [(e["case"], e["environment"]) for e in entries] == [("demo/regular", "dev"), ("demo/regular", "lts")]
+    work = tmp_path / "work"
+    dev = entries[0]
+    golden = REPO / dev["golden"]
+    out = work / "ci-golden-out" / f"ci-golden-{dev['id']}" / "result.json"
+    r = cli("compare", "--golden", golden, "--actual", golden, "--case", "demo/regular", "--out", out)
+    assert r.returncode == 0, r.stderr
+    (work / "runner").mkdir()
+    summary = work / "runner" / "summary.md"
+    wf = _load(REPO / ".github/workflows/golden-tests.yml")
+    script = _step(wf["jobs"]["report"], "aggregate")["run"]
+    env = {
+        **os.environ,
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+        "PLAN_MATRIX": matrix,
+        "RUNNER_TEMP": str(work / "runner"),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_RUN_ID": "",
+        "CI_PIPELINE_ID": "",
+    }
+    proc = subprocess.run(["bash", "-e", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = json.loads((work / "report.json").read_text())
+    assert report["counts"] == {"error": 1, "pass": 1} and report["notes"] == []
+    missing = report["results"][0]
+    assert (missing["case"], missing["environment"], missing["platform"], missing["verdict"], missing["message"]) == (
+        "demo/regular", "lts", "cpu", "error", "no result: the job did not run or its artifact is missing"
+    )
+    assert (work / "report.md").read_text().startswith("<!-- ci-golden:verdict=error -->\n")
+    assert summary.read_text().startswith("<!-- ci-golden:verdict=error -->\n")
+    assert ET.fromstring((work / "report.xml").read_text()).get("errors") == "1"
 
 
 # ---- GitLab --------------------------------------------------------------------------------
