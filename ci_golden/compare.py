@@ -44,7 +44,8 @@ from ci_golden.result import (
 )
 
 if t.TYPE_CHECKING:
-    from ci_golden.discover import Job
+    from ci_golden.config import Config
+    from ci_golden.discover import Job, TestCase
 
 __all__ = [
     "CaseResult",
@@ -53,12 +54,14 @@ __all__ = [
     "Policy",
     "RepeatStats",
     "Verdict",
+    "case_from_folder",
     "compare_job",
     "compare_values",
     "dumps_result",
     "exit_code",
     "is_nondeterministic",
     "load_result",
+    "log_interval",
     "resolve_policies",
     "write_result",
 ]
@@ -357,3 +360,30 @@ def compare_job(
     return CaseResult(
         verdict=verdict, metrics=metrics, message=error, resume=resume, repeats=tuple(phases), repeat_stats=stats, **base
     )
+
+
+def case_from_folder(value: str, config: Config) -> TestCase:
+    """The case in folder ``value`` (or with that id below the config's test-case root)."""
+    from ci_golden.discover import MODEL_CONFIG, TestCase, is_golden_name
+    from ci_golden.errors import InputError
+
+    folder = Path(value)
+    if not folder.is_dir() and (config.test_cases / value).is_dir():
+        folder = config.test_cases / value
+    if not folder.is_dir():
+        raise InputError(value, "case folder not found")
+    try:
+        case_id = folder.resolve().relative_to(config.test_cases.resolve()).as_posix()
+    except ValueError:
+        parts = folder.resolve().parts
+        below = parts[len(parts) - parts[::-1].index("test_cases") :] if "test_cases" in parts else ()
+        case_id = "/".join(below) or folder.resolve().name
+    goldens = tuple(sorted(p.name for p in folder.iterdir() if is_golden_name(p.name)))
+    return TestCase(id=case_id, path=folder, has_config=(folder / MODEL_CONFIG).is_file(), golden_files=goldens)
+
+
+def log_interval(case: TestCase | None) -> int:
+    """The case's ``--log-interval`` (MODEL_ARGS), the step spacing of its golden values; 1 when unset."""
+    args = (case.model_config.get("MODEL_ARGS") or {}) if case is not None else {}
+    value = args.get("--log-interval", 1)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1

@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ci_golden.compare import compare_job, exit_code, load_result, write_result
+from ci_golden.compare import (
+    case_from_folder,
+    compare_job,
+    exit_code,
+    load_result,
+    log_interval,
+    write_result,
+)
 from ci_golden.config import load_config
 from ci_golden.discover import Job, TestCase
 from ci_golden.errors import InputError
@@ -325,6 +332,43 @@ def test_cli_compare_bad_input_is_exit_2_naming_the_file(cli: t.Callable[..., t.
     (files / "p.yaml").write_text("lm loss: {rtoll: 1}\n")
     r = cli("compare", "--golden", "copy.json", "--actual", "copy.json", "--policy", "p.yaml", cwd=files)
     assert r.returncode == 2 and r.stderr.startswith('ci-golden compare: error: p.yaml::$["lm loss"]: Additional properties are not allowed')
+
+
+def test_cli_compare_unknown_platform_or_environment_is_exit_2(cli: t.Callable[..., t.Any], files: Path) -> None:
+    (files / "ci_golden.yaml").write_text(
+        "test_cases: test_cases\nplatforms:\n  dgx_h100: {gpu: H100}\nenvironments:\n  dev: {platforms: [dgx_h100]}\n  lts: {platforms: [dgx_h100]}\n"
+    )
+    base = ("compare", "--golden", "copy.json", "--actual", "copy.json")
+    r = cli(*base, "--platform", "dgx_h10", cwd=files)
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", "ci-golden compare: error: --platform: unknown platform 'dgx_h10' (did you mean 'dgx_h100'?)\n")
+    r = cli(*base, "--environment", "foo", "--platform", "dgx_h100", cwd=files)
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", "ci-golden compare: error: --environment: unknown environment 'foo' (known: dev, lts)\n")
+    ok = cli(*base, "--environment", "lts", "--platform", "dgx_h100", cwd=files)
+    assert (ok.returncode, ok.stdout.splitlines()[0]) == (0, f"{files.name} [lts, dgx_h100]: PASS")
+
+
+def test_cli_compare_out_where_no_file_can_be(cli: t.Callable[..., t.Any], files: Path) -> None:
+    (files / "README.md").write_text("keep\n")
+    base = ("compare", "--golden", "copy.json", "--actual", "copy.json", "--out")
+    r = cli(*base, "README.md/x.json", cwd=files)
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", "ci-golden compare: error: README.md/x.json: cannot write the file: README.md is not a folder\n")
+    r = cli(*base, "test_cases", cwd=files)
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", "ci-golden compare: error: test_cases: cannot write the file: this is a folder\n")
+    assert (files / "README.md").read_text() == "keep\n" and not list(files.glob(".*.tmp"))
+
+
+def test_case_from_folder_and_its_log_interval(tmp_path: Path) -> None:
+    config = load_config(cwd=Path("/nonexistent"))
+    case_dir = tmp_path / "test_cases" / "gpt" / "demo"
+    case_dir.mkdir(parents=True)
+    (case_dir / "model_config.yaml").write_text("MODEL_ARGS:\n  --log-interval: 5\n")
+    write_golden(case_dir / "golden_values_dev_dgx_h100.json", make_golden())
+    case = case_from_folder(str(case_dir), config)
+    assert (case.id, case.has_config, case.golden_files) == ("gpt/demo", True, ("golden_values_dev_dgx_h100.json",))
+    assert (log_interval(case), log_interval(None)) == (5, 1)
+    with pytest.raises(InputError) as e:
+        case_from_folder(str(tmp_path / "nope"), config)
+    assert str(e.value) == f"{tmp_path / 'nope'}: case folder not found"
 
 
 def test_dumps_golden_of_actual_is_what_compare_reads(tmp_path: Path) -> None:

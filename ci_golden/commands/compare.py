@@ -2,12 +2,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import typing as t
 from pathlib import Path
-
-if t.TYPE_CHECKING:
-    from ci_golden.config import Config
-    from ci_golden.discover import TestCase
 
 HELP = "compare actual metric values with a golden file"
 
@@ -24,53 +19,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-drift", action="store_true", help="drift is a warning, exit 0")
 
 
-def case_from_folder(value: str, config: Config) -> TestCase:
-    """The case in folder ``value`` (or with that id below the config's test-case root)."""
-    from ci_golden.discover import MODEL_CONFIG, TestCase, is_golden_name
-    from ci_golden.errors import InputError
-
-    folder = Path(value)
-    if not folder.is_dir() and (config.test_cases / value).is_dir():
-        folder = config.test_cases / value
-    if not folder.is_dir():
-        raise InputError(value, "case folder not found")
-    try:
-        case_id = folder.resolve().relative_to(config.test_cases.resolve()).as_posix()
-    except ValueError:
-        parts = folder.resolve().parts
-        below = parts[len(parts) - parts[::-1].index("test_cases") :] if "test_cases" in parts else ()
-        case_id = "/".join(below) or folder.resolve().name
-    goldens = tuple(sorted(p.name for p in folder.iterdir() if is_golden_name(p.name)))
-    return TestCase(id=case_id, path=folder, has_config=(folder / MODEL_CONFIG).is_file(), golden_files=goldens)
-
-
-def _log_interval(case: TestCase | None) -> int:
-    args = (case.model_config.get("MODEL_ARGS") or {}) if case is not None else {}
-    value = args.get("--log-interval", 1)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
-
-
 def run(args: argparse.Namespace) -> int:
     from ci_golden.commands import load_project
-    from ci_golden.compare import compare_job, dumps_result, exit_code, write_result
+    from ci_golden.compare import (
+        case_from_folder,
+        compare_job,
+        dumps_result,
+        exit_code,
+        log_interval,
+        write_result,
+    )
     from ci_golden.discover import GoldenName, Job
     from ci_golden.golden import load_golden
     from ci_golden.policy import is_nondeterministic, load_policy_file, resolve_policies
     from ci_golden.render import render_text
+    from ci_golden.report import check_out_path
 
     config = load_project(args)
+    if args.environment:
+        config.check_names("environment", [args.environment], "--environment")
+    if args.platform:
+        config.check_names("platform", [args.platform], "--platform")
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        check_out_path(out)
     case = case_from_folder(args.case, config) if args.case else None
     override = load_policy_file(Path(args.policy)) if args.policy else None
     policies, gated = resolve_policies(config, case, override)
     golden_path, actual_path = Path(args.golden), Path(args.actual)
-    interval = _log_interval(case)
+    interval = log_interval(case)
     golden = load_golden(golden_path, log_interval=interval)
     actual = load_golden(actual_path, log_interval=interval)
     parsed = GoldenName.parse(golden_path.name)
     environment = args.environment or (parsed.environment if parsed else None) or "unknown"
     platform = args.platform or (parsed.platform if parsed else None) or "any"
-    job = Job(case.id if case else golden_path.parent.name, environment, platform, golden_path)
-    out = Path(args.out) if args.out else None
+    job = Job(case.id if case else golden_path.resolve().parent.name, environment, platform, golden_path)
     relative_actual = os.path.relpath(actual_path.resolve(), (out.parent if out else Path.cwd()).resolve())
     result = compare_job(
         job,
