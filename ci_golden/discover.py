@@ -236,6 +236,11 @@ class TestCase:
         return str(self.path)
 
     @property
+    def folder(self) -> str:
+        """``str(self.path)``, without making the Path of a case :func:`discover` found."""
+        return self._folder
+
+    @property
     def config_path(self) -> Path:
         return self.path / MODEL_CONFIG
 

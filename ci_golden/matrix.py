@@ -1,9 +1,8 @@
 """Expansion and selection: the suite's jobs, and which of them a CI run gets.
 
-``expand`` turns every case into its jobs (``discover.case_jobs``) with the settings a runner
-needs; ``select`` keeps those that pass the filters (scope, platform, environment, case globs,
-changed files, shard) and records why each case was kept or left out. Emitters live in
-``ci_golden.emit``.
+``select`` turns the cases that pass the filters (scope, platform, environment, case globs,
+changed files, shard) into their jobs (``discover.case_jobs``) with the settings a runner needs,
+and records why each case was kept or left out. Emitters live in ``ci_golden.emit``.
 """
 
 from __future__ import annotations
@@ -11,29 +10,29 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import re
-import subprocess
 import typing as t
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ci_golden.changes import changed_files
 from ci_golden.config import Config, did_you_mean
 from ci_golden.discover import CaseSettings, JobSlot, Suite, TestCase, case_job_goldens, job_slots
-from ci_golden.errors import InputError, UsageError
+from ci_golden.errors import UsageError
 
 MAX_NAME = 255
 MAX_ID = 200
 _ID_SAFE = re.compile(r"[^A-Za-z0-9._-]")
-# the keys of one matrix entry, in emitted order
+# the keys of one matrix entry (MatrixJob.entry), in emitted order
 ENTRY_KEYS = (
     "id", "name", "case", "environment", "platform", "runs-on", "golden",
     "n_repeat", "time_limit", "nodes", "gpus",
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class MatrixJob:
-    """One CI job with everything the runner needs. ``gpus`` is per node."""
+class MatrixJob(t.NamedTuple):
+    """One CI job with everything the runner needs. ``gpus`` is per node. A named tuple:
+    immutable, and built at tuple speed (a suite has tens of thousands)."""
 
     id: str
     name: str
@@ -49,20 +48,11 @@ class MatrixJob:
     gpus: int
 
     def entry(self) -> dict[str, t.Any]:
-        """The matrix entry: the JSON object ``ci-golden run --job`` reads."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "case": self.case,
-            "environment": self.environment,
-            "platform": self.platform,
-            "runs-on": list(self.runs_on),
-            "golden": self.golden,
-            "n_repeat": self.n_repeat,
-            "time_limit": self.time_limit,
-            "nodes": self.nodes,
-            "gpus": self.gpus,
-        }
+        """The matrix entry (keys :data:`ENTRY_KEYS`): the JSON object ``ci-golden run --job`` reads."""
+        return dict(zip(ENTRY_KEYS, (
+            self.id, self.name, self.case, self.environment, self.platform, list(self.runs_on),
+            self.golden, self.n_repeat, self.time_limit, self.nodes, self.gpus,
+        ), strict=True))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -147,10 +137,6 @@ def _rel(path: Path, root: Path) -> str:
     return text[len(prefix) :] if text.startswith(prefix) else text
 
 
-def case_scopes(case: TestCase, config: Config) -> tuple[str, ...]:
-    return case.settings.scopes or (config.default_scope,)
-
-
 # per job of a case: environment, platform, id suffix (and whether it is id-safe), name suffix,
 # runs-on, tags, gpus, golden file name
 _JobPlan = tuple[str, str, str, bool, str, tuple[str, ...], tuple[str, ...], int, "str | None"]
@@ -201,22 +187,17 @@ class _Expansion:
             )
         return plan
 
-    def case(self, case: TestCase, label: str) -> list[MatrixJob]:
-        _, plan, n_repeat, time_limit, nodes = self._plan(case)
-        return self.jobs(case, label, plan, n_repeat, time_limit, nodes)
-
     def jobs(
         self, case: TestCase, label: str, plan: list[_JobPlan], n_repeat: int, time_limit: int, nodes: int
     ) -> list[MatrixJob]:
         """The MatrixJobs of ``plan`` (some of ``self._plan(case)``'s)."""
-        text = case._folder  # _rel(case.path, config.root), on the text of the path
+        text = case.folder  # _rel(case.path, config.root), on the text of the path
         prefix = self.root_prefix
         folder = text[len(prefix) :] if text.startswith(prefix) else text
         case_id = case.id
         id_prefix = case_id.replace("/", "__")
         id_safe = _ID_SAFE.search(id_prefix) is None
         jobs = []
-        new = object.__new__
         for env, platform, id_suffix, suffix_safe, name_suffix, runs_on, tags, gpus, golden in plan:
             id_ = id_prefix + id_suffix
             if not (id_safe and suffix_safe and len(id_) <= MAX_ID):
@@ -224,28 +205,12 @@ class _Expansion:
             name = label + name_suffix
             if len(name) > MAX_NAME:
                 name = job_name(label, case_id, env, platform)
-            job = new(MatrixJob)
-            # the fields MatrixJob(...) would set; its frozen __init__ costs five times as much
-            object.__setattr__(job, "__dict__", {
-                "id": id_, "name": name, "case": case_id, "environment": env, "platform": platform,
-                "runs_on": runs_on, "tags": tags,
-                "golden": None if golden is None else f"{folder}/{golden}",
-                "n_repeat": n_repeat, "time_limit": time_limit, "nodes": nodes, "gpus": gpus,
-            })  # fmt: skip
-            jobs.append(job)
+            jobs.append(MatrixJob(
+                id_, name, case_id, env, platform, runs_on, tags,
+                None if golden is None else f"{folder}/{golden}",
+                n_repeat, time_limit, nodes, gpus,
+            ))  # fmt: skip
         return jobs
-
-
-def expand_case(case: TestCase, config: Config, label: str) -> list[MatrixJob]:
-    """The jobs of one case, with settings from its CI_GOLDEN block, else the config."""
-    return _Expansion(config).case(case, label)
-
-
-def expand(suite: Suite) -> list[MatrixJob]:
-    """Every job of the suite, in case order, then config order of environments and platforms."""
-    labels = _labels(suite.cases)
-    expansion = _Expansion(suite.config)
-    return [job for case in suite.cases for job in expansion.case(case, labels[case.id])]
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -283,38 +248,11 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out))
 
 
-def changed_files(ref: str, root: Path) -> tuple[str, ...]:
-    """Files changed between the merge base of ``ref`` and HEAD, plus uncommitted and untracked
-    ones, relative to ``root`` (POSIX). Raises :class:`InputError` when git cannot tell."""
-
-    def git(*args: str) -> str:
-        try:
-            proc = subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, check=False
-            )
-        except OSError as e:
-            raise InputError("--changed-since", f"cannot run git: {e}") from e
-        if proc.returncode != 0:
-            msg = (
-                proc.stderr.strip().splitlines()[-1]
-                if proc.stderr.strip()
-                else f"git {args[0]} failed"
-            )
-            raise InputError(
-                "--changed-since",
-                f"git cannot compare with {ref!r}: {msg} (in CI, fetch the history: fetch-depth: 0 / GIT_DEPTH: 0)",
-            )
-        return proc.stdout
-
-    top = Path(git("rev-parse", "--show-toplevel").strip()).resolve()
-    base = git("merge-base", ref, "HEAD").strip()
-    names = git("diff", "--name-only", "--no-renames", "-z", base, "--").split("\0")
-    names += git("ls-files", "--others", "--exclude-standard", "-z", "--full-name").split("\0")
-    root = root.resolve()
-    out = set()
-    for name in filter(None, names):
-        out.add(_rel(top / name, root))
-    return tuple(sorted(out))
+def changed_paths(ref: str, root: Path) -> tuple[str, ...]:
+    """:func:`ci_golden.changes.changed_files` relative to ``root`` (POSIX), as
+    :attr:`Filters.changed` takes them."""
+    resolved = root.resolve()
+    return tuple(sorted({_rel(path, resolved) for path in changed_files(ref, root)}))
 
 
 def _changed_reasons(
@@ -397,7 +335,7 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
         # every case in the selection's reach is expanded (and so checked), selected or not;
         # only the jobs of selected ones are built
         settings, plan, n_repeat, time_limit, nodes = expansion._plan(case)
-        scopes = settings.scopes or default_scopes  # case_scopes()
+        scopes = settings.scopes or default_scopes
         if scope not in scopes:
             skipped.append((case.id, f"not in scope {scope}: its scopes are {', '.join(scopes)}"))
             continue

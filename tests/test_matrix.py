@@ -16,7 +16,7 @@ from ci_golden import emit
 from ci_golden.config import load_config
 from ci_golden.discover import discover, unreferenced_goldens
 from ci_golden.errors import UsageError
-from ci_golden.matrix import Filters, MatrixJob, Selection, expand, glob_match, job_id, select
+from ci_golden.matrix import ENTRY_KEYS, Filters, MatrixJob, Selection, glob_match, job_id, select
 
 CONFIG = """\
 test_cases: test_cases
@@ -93,7 +93,9 @@ def git(cwd: Path, *args: str) -> str:
 
 
 def test_expand_gives_every_job_with_settings_from_case_then_config(project: Path) -> None:
-    jobs = expand(discover(load_config(cwd=project)))
+    suite = discover(load_config(cwd=project))
+    by_scope = [j for scope in ("mr", "nightly") for j in select(suite, Filters(scope=scope)).jobs]
+    jobs = sorted(by_scope, key=lambda j: j.case)  # stable: config order within a case
     assert [(j.case, j.environment, j.platform, j.golden) for j in jobs] == [
         ("demo/cpu_case", "dev", "cpu", "test_cases/demo/cpu_case/golden_values_dev_cpu.json"),
         ("model/alpha", "dev", "h100", "test_cases/model/alpha/golden_values_dev_h100.json"),
@@ -121,9 +123,18 @@ def test_expand_gives_every_job_with_settings_from_case_then_config(project: Pat
     assert (alpha.name, alpha.n_repeat, alpha.time_limit, alpha.nodes, alpha.gpus) == (
         "model/alpha lts a100", 1, 1200, 1, 4,
     )  # fmt: skip
-    assert list(alpha.entry()) == list(
+    assert list(alpha.entry()) == list(ENTRY_KEYS) == list(
         emit.json.loads(emit.render_github(Selection((alpha,))))["include"][0]
     )
+
+
+def test_a_selected_job_is_a_plain_immutable_matrix_job(project: Path) -> None:
+    job = _select(project).jobs[0]
+    assert type(job) is MatrixJob
+    assert MatrixJob(*job) == job and hash(MatrixJob(*job)) == hash(job)
+    assert job._replace(n_repeat=2) == MatrixJob(**{**job._asdict(), "n_repeat": 2})
+    with pytest.raises(AttributeError):
+        job.n_repeat = 2  # type: ignore[misc]
 
 
 def test_opt_in_platform_only_for_cases_that_ask_and_a_job_may_have_no_golden_yet(
@@ -238,11 +249,11 @@ def test_changed_since_selects_changed_cases_only(repo: Path, cli: t.Callable[..
 
 def test_changed_since_global_path_selects_all_and_unrelated_selects_none(repo: Path) -> None:
     config = load_config(cwd=repo)
-    from ci_golden.matrix import changed_files
+    from ci_golden.matrix import changed_paths
 
     (repo / "README.md").write_text("# changed\n")
     git(repo, "commit", "-qam", "docs")
-    changed = changed_files("main", repo)
+    changed = changed_paths("main", repo)
     assert changed == ("README.md",)
     none = select(discover(config), Filters(changed=changed, changed_since="main"))
     assert none.jobs == ()
@@ -250,7 +261,7 @@ def test_changed_since_global_path_selects_all_and_unrelated_selects_none(repo: 
         "none of the 5 test cases has a selected job: 4 unchanged; 1 not in scope mr"
     )
     (repo / "src/train.py").write_text("print('changed')\n")
-    changed = changed_files("main", repo)
+    changed = changed_paths("main", repo)
     assert changed == ("README.md", "src/train.py")
     every = select(discover(config), Filters(changed=changed, changed_since="main"))
     assert len(every.jobs) == 4
@@ -261,10 +272,10 @@ def test_changed_since_global_path_selects_all_and_unrelated_selects_none(repo: 
 
 
 def test_changed_project_config_selects_all(repo: Path) -> None:
-    from ci_golden.matrix import changed_files
+    from ci_golden.matrix import changed_paths
 
     (repo / "ci_golden.yaml").write_text(CONFIG + "# touched\n")
-    changed = changed_files("main", repo)
+    changed = changed_paths("main", repo)
     sel = select(discover(load_config(cwd=repo)), Filters(changed=changed, changed_since="main"))
     assert len(sel.jobs) == 4
     assert (
@@ -396,7 +407,7 @@ def test_gitlab_child_pipeline_jobs(project: Path, cli: t.Callable[..., t.Any]) 
     }
     job = doc["alpha dev h100"] if "alpha dev h100" in doc else doc["model/alpha dev h100"]
     entry = next(
-        j for j in expand(discover(load_config(cwd=project))) if j.name == "model/alpha dev h100"
+        j for j in _select(project).jobs if j.name == "model/alpha dev h100"
     ).entry()
     assert job == {
         "stage": "golden",

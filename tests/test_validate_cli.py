@@ -171,14 +171,37 @@ def test_changed_since(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
     assert res.returncode == 1
     bad = cli("--test-cases", "cases", "validate", "--changed-since", "no-such-ref", cwd=tmp_path)
     assert bad.returncode == 2
-    assert bad.stderr.startswith("ci-golden validate: error: git diff --name-only -z no-such-ref -- failed: ")
+    assert bad.stdout == ""
+    assert bad.stderr == (
+        "ci-golden validate: error: --changed-since: git cannot compare with 'no-such-ref': "
+        "fatal: Not a valid object name no-such-ref (in CI, fetch the history: fetch-depth: 0 / GIT_DEPTH: 0)\n"
+    )
+
+
+def test_changed_since_ignores_files_changed_only_on_the_base(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    """A PR checks what it changed since it left the base, not what the base changed since."""
+    root = make_tree(tmp_path, "empty_object", "legacy_layout")
+    _git(tmp_path, "init", "-q", "-b", "main")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "start")
+    _git(tmp_path, "checkout", "-q", "-b", "topic")
+    (root / "legacy_layout" / "model_config.yaml").write_text("METRICS: [lm loss]\n")
+    _git(tmp_path, "commit", "-q", "-am", "topic changes legacy_layout")
+    _git(tmp_path, "checkout", "-q", "main")
+    (root / "empty_object" / GOLDEN).write_text('{"lm loss": {}}')
+    _git(tmp_path, "commit", "-q", "-am", "main moves on: empty_object")
+    _git(tmp_path, "checkout", "-q", "topic")
+    res = cli("--test-cases", "cases", "validate", "--changed-since", "main", cwd=tmp_path)
+    assert (res.returncode, res.stderr, res.stdout.splitlines()) == (0, "", ["ok: 2 files in 1 cases checked, no problem found"])
 
 
 def test_changed_since_outside_git(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
     make_tree(tmp_path, "legacy_layout")
     res = cli("--test-cases", "cases", "validate", "--changed-since", "HEAD", cwd=tmp_path, env={"GIT_CEILING_DIRECTORIES": str(tmp_path.parent)})
     assert res.returncode == 2
-    assert res.stderr.startswith("ci-golden validate: error: git rev-parse --show-toplevel failed: fatal: not a git repository")
+    assert res.stderr.startswith(
+        "ci-golden validate: error: --changed-since: git cannot compare with 'HEAD': fatal: not a git repository"
+    )
 
 
 def test_the_repository_tree(repo_root: Path, cli: t.Callable[..., t.Any]) -> None:

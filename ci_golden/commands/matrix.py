@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from ci_golden.commands import load_project
     from ci_golden.discover import discover
     from ci_golden.errors import UsageError
-    from ci_golden.matrix import Filters, changed_files, parse_shard, select
+    from ci_golden.matrix import Filters, changed_paths, parse_shard, select
 
     if args.github_output is not None:
         if args.ci != "github":
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         platforms=tuple(args.platform),
         environments=tuple(args.environment),
         cases=tuple(args.case),
-        changed=changed_files(args.changed_since, config.root) if args.changed_since else None,
+        changed=changed_paths(args.changed_since, config.root) if args.changed_since else None,
         changed_since=args.changed_since,
         n_repeat=args.n_repeat,
         shard=parse_shard(args.shard) if args.shard else None,

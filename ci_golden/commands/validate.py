@@ -2,11 +2,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
-from ci_golden.errors import InputError, UsageError
+from ci_golden.errors import InputError
 
 HELP = "check golden files and case configs against their schemas and the tree's rules"
 
@@ -18,25 +17,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--changed-since", metavar="GIT_REF", help="only files changed since this git ref")
     parser.add_argument("--format", choices=("text", "github", "json"), default="text")
     parser.add_argument("--strict", action="store_true", help="warnings fail too")
-
-
-def changed_files(ref: str, cwd: Path) -> list[Path]:
-    """Files changed since ``ref`` (``git diff --name-only REF``) plus untracked files."""
-
-    def git(*args: str) -> str:
-        try:
-            proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-        except OSError as e:
-            raise UsageError(f"--changed-since needs git: {e}") from e
-        if proc.returncode != 0:
-            detail = proc.stderr.strip().splitlines()
-            raise UsageError(f"git {' '.join(args)} failed: {detail[-1] if detail else f'exit {proc.returncode}'}")
-        return proc.stdout
-
-    top = Path(git("rev-parse", "--show-toplevel").strip())
-    names = git("diff", "--name-only", "-z", ref, "--").split("\0")
-    names += git("ls-files", "--others", "--exclude-standard", "-z", "--full-name").split("\0")
-    return sorted({top / n for n in names if n})
 
 
 def _is_checked(path: Path) -> bool:
@@ -68,6 +48,7 @@ def _selected_paths(args: argparse.Namespace, config_source: str | None, root: P
         if not os.path.lexists(p):
             raise InputError(str(p), "no such file or folder")
     if args.changed_since:
+        from ci_golden.changes import changed_files
         from ci_golden.validate import Selection
 
         selected = [p for p in changed_files(args.changed_since, Path.cwd()) if p.exists()]
