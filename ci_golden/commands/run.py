@@ -12,7 +12,6 @@ if t.TYPE_CHECKING:
     from ci_golden.execute import JobSpec
 
 HELP = "run one job of a test case on this runner, collect and compare its metrics"
-JOB_KEYS = ("id", "name", "case", "environment", "platform", "runs-on", "golden", "n_repeat", "time_limit", "nodes", "gpus")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _job_entry(text: str) -> tuple[str, dict[str, t.Any]]:
     """The matrix entry of ``--job`` and the name errors give (``--job``, or the file holding it)."""
     from ci_golden.errors import InputError
+    from ci_golden.matrix import ENTRY_KEYS
 
     name = "--job"
     if not text.lstrip().startswith("{"):
@@ -49,9 +49,9 @@ def _job_entry(text: str) -> tuple[str, dict[str, t.Any]]:
     for key in ("case", "environment", "platform"):
         if not isinstance(entry.get(key), str):
             raise InputError(name, f"missing or non-string {key!r}", f"$.{key}")
-    unknown = sorted(set(entry) - set(JOB_KEYS))
+    unknown = sorted(set(entry) - set(ENTRY_KEYS))
     if unknown:
-        raise InputError(name, f"unknown key {unknown[0]!r} (known: {', '.join(JOB_KEYS)})", f"$.{unknown[0]}")
+        raise InputError(name, f"unknown key {unknown[0]!r} (known: {', '.join(ENTRY_KEYS)})", f"$.{unknown[0]}")
     for key, low, high in (("n_repeat", 1, 100), ("time_limit", 1, None), ("nodes", 1, None), ("gpus", 0, None)):
         value = entry.get(key)
         if value is None:
