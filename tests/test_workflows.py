@@ -174,8 +174,15 @@ def test_golden_tests_workflow_shape() -> None:
     ):
         assert command in script
     assert [line for line in script.splitlines() if "ci-golden report " in line and "--expect" not in line] == []
-    aggregate = _step(report, "aggregate")
-    assert aggregate["env"] == {"PLAN_MATRIX": "${{ needs.plan.outputs.matrix }}"}
+    plan_upload = jobs["plan"]["steps"][-1]
+    assert plan_upload["uses"].startswith("actions/upload-artifact@")
+    assert plan_upload["with"]["name"] == "ci-golden-plan"
+    downloads = [s["with"] for s in report["steps"] if s.get("uses", "").startswith("actions/download-artifact@")]
+    assert downloads == [
+        {"pattern": "ci-golden-result-*", "path": "ci-golden-out"},
+        {"name": "ci-golden-plan", "path": "ci-golden-plan"},
+    ]
+    assert run["steps"][2]["with"]["name"] == "ci-golden-result-${{ matrix.id }}"
     assert report["steps"][-1]["with"]["name"] == "ci-golden-report"
 
 
@@ -189,17 +196,23 @@ def test_the_report_step_reports_a_planned_job_without_a_result(
     tmp_path: Path, cli: t.Callable[..., t.Any]
 ) -> None:
     """The shipped `aggregate` script, run by bash as the runner would: the plan's matrix (the
-    plan job's output, through the environment) lists a job whose artifact never came."""
-    plan = tmp_path / "plan.json"
-    r = cli("matrix", "--ci", "github", "--platform", "cpu", "--case", "demo/regular", "--output", plan)
+    plan job's artifact, written by --output beside --github-output) lists a job whose artifact
+    never came."""
+    work = tmp_path / "work"
+    plan = work / "ci-golden-plan" / "matrix.json"
+    github_output = tmp_path / "github_output"
+    r = cli(
+        "matrix", "--ci", "github", "--platform", "cpu", "--case", "demo/regular",
+        "--github-output", "matrix", "--output", plan, env={"GITHUB_OUTPUT": str(github_output)},
+    )
     assert r.returncode == 0, r.stderr
     matrix = plan.read_text().strip()
+    assert github_output.read_text().splitlines() == [f"matrix={matrix}", "matrix_count=2"]
     entries = json.loads(matrix)["include"]
     assert [(e["case"], e["environment"]) for e in entries] == [("demo/regular", "dev"), ("demo/regular", "lts")]
-    work = tmp_path / "work"
     dev = entries[0]
     golden = REPO / dev["golden"]
-    out = work / "ci-golden-out" / f"ci-golden-{dev['id']}" / "result.json"
+    out = work / "ci-golden-out" / f"ci-golden-result-{dev['id']}" / "result.json"
     r = cli("compare", "--golden", golden, "--actual", golden, "--case", "demo/regular", "--out", out)
     assert r.returncode == 0, r.stderr
     (work / "runner").mkdir()
@@ -209,7 +222,6 @@ def test_the_report_step_reports_a_planned_job_without_a_result(
     env = {
         **os.environ,
         "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-        "PLAN_MATRIX": matrix,
         "RUNNER_TEMP": str(work / "runner"),
         "GITHUB_STEP_SUMMARY": str(summary),
         "GITHUB_RUN_ID": "",

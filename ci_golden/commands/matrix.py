@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from ci_golden.commands import load_project
     from ci_golden.discover import discover
     from ci_golden.errors import UsageError
+    from ci_golden.golden import atomic_write_text
     from ci_golden.matrix import Filters, changed_paths, parse_shard, select
 
     if args.github_output is not None:
@@ -83,13 +84,14 @@ def run(args: argparse.Namespace) -> int:
         )
     count = len(selection.jobs)
     why = selection.why_empty
+    line = text if text.endswith("\n") else text + "\n"
+    if args.output:
+        atomic_write_text(Path(args.output), line)
     if args.github_output:
         with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as f:
             f.write(emit.github_output_lines(args.github_output, text, count))
-    elif args.output:
-        Path(args.output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    elif not args.output:
+        sys.stdout.write(line)
     summary = f"ci-golden matrix: {count} jobs from {len(selection.selected)} of {selection.n_cases} test cases"
     print(summary + (f" ({why})" if why else ""), file=sys.stderr)
     return 0
