@@ -118,16 +118,16 @@ def runs_of_result(path: Path, result: CaseResult) -> list[tuple[str, GoldenValu
 
 def load_runsets(paths: t.Sequence[Path]) -> list[RunSet]:
     """Group the runs behind ``paths`` (folders searched for result.json, result files, golden files)."""
-    from ci_golden.result import load_result
+    from ci_golden.result import RESULT_FILE, load_result
 
     groups: dict[tuple[str, str, str] | None, list[tuple[str, GoldenValues]]] = {}
     for path in paths:
         if path.is_dir():
-            results = sorted(path.rglob("result.json"))
+            results = sorted(path.rglob(RESULT_FILE))
             if not results:
                 raise InputError(str(path), "no result.json below this folder (is it a ci-golden run output?)")
         elif path.is_file():
-            results = [path] if path.name == "result.json" else []
+            results = [path] if path.name == RESULT_FILE else []
             if not results:
                 groups.setdefault(None, []).append((path.as_posix(), load_golden(path)))
                 continue

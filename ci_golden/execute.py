@@ -164,7 +164,7 @@ def execute(
     """
     from ci_golden.compare import compare_job
     from ci_golden.policy import is_nondeterministic, resolve_policies
-    from ci_golden.result import write_result
+    from ci_golden.result import RESULT_FILE, write_result
 
     case = spec.case
     golden = load_golden(spec.golden) if spec.golden is not None else None
@@ -194,7 +194,7 @@ def execute(
                 spec.job, golden, None, policies=policies, gated=gated, nondeterministic=nondeterministic,
                 error=str(e), run_info=info, root=config.root,
             )  # fmt: skip
-            write_result(spec.out / "result.json", refused)
+            write_result(spec.out / RESULT_FILE, refused)
             raise
     if gpus:
         info.update(gpu=gpus[0].name, gpus=len(gpus), gpu_memory=gpus[0].memory, driver=gpus[0].driver)
@@ -228,7 +228,7 @@ def execute(
         repeats=[values[(k, 1)] for k in range(2, spec.n_repeat + 1) if (k, 1) in values] if actual else (),
         error=error, run_info=info, actual_path=actual_path, root=config.root,
     )  # fmt: skip
-    write_result(spec.out / "result.json", result)
+    write_result(spec.out / RESULT_FILE, result)
     if not keep_checkpoints:
         for p in the_plan.phases:
             shutil.rmtree(p.checkpoints, ignore_errors=True)

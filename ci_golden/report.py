@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci_golden.errors import InputError
-from ci_golden.result import SEVERITY, CaseResult, Verdict, parse_result, worst
+from ci_golden.result import RESULT_FILE, SEVERITY, CaseResult, Verdict, parse_result, worst
 
-RESULT_FILE = "result.json"
 REPORT_VERSION = 1
 NO_RESULT = "no result: the job did not run or its artifact is missing"
 MAX_LISTED = 10
