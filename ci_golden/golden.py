@@ -14,6 +14,7 @@ so index ``i`` is training step ``(start_step + i * step_interval + 1) * log_int
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -428,7 +429,10 @@ def atomic_write_text(path: Path, text: str) -> None:
 
     A crash leaves either the old file or the new one, never a partial file.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file stands where a folder of the path should be
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path)) from None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, _mode_for(path))
