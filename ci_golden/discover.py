@@ -201,44 +201,36 @@ class _cached(t.Generic[_T]):
         return value
 
 
-@dataclass(frozen=True)
 class TestCase:
-    """One test-case folder. ``model_config`` is read lazily and checked against its schema."""
+    """One test-case folder. ``model_config`` is read lazily and checked against its schema.
 
-    id: str
-    path: Path
-    has_config: bool
-    golden_files: tuple[str, ...]
+    ``folder`` is the text of the case's path; the :class:`~pathlib.Path` is made on first use,
+    since planning a suite of thousands of cases needs only the text.
+    """
 
     __test__ = False  # not a pytest class
 
-    @classmethod
-    def _found(cls, case_id: str, folder: str, has_config: bool, golden_files: tuple[str, ...]) -> TestCase:
-        """A case as :func:`discover` finds it. Its ``path`` is made from ``folder`` (the text
-        of that path) when first used: planning thousands of cases needs only the text."""
-        case = object.__new__(cls)
-        object.__setattr__(
-            case, "__dict__", {"id": case_id, "has_config": has_config, "golden_files": golden_files, "_folder": folder}
-        )
-        return case
+    def __init__(self, id: str, path: Path | str, has_config: bool, golden_files: tuple[str, ...]) -> None:
+        self.id = id
+        self.folder = str(path)
+        self.has_config = has_config
+        self.golden_files = golden_files
 
-    if not t.TYPE_CHECKING:
+    def _key(self) -> tuple[str, str, bool, tuple[str, ...]]:
+        return (self.id, self.folder, self.has_config, self.golden_files)
 
-        def __getattr__(self, name: str) -> t.Any:
-            if name == "path" and "_folder" in self.__dict__:
-                path = self.__dict__["path"] = Path(self.__dict__["_folder"])
-                return path
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TestCase) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"TestCase(id={self.id!r}, path={self.folder!r}, has_config={self.has_config}, golden_files={self.golden_files!r})"
 
     @_cached
-    def _folder(self) -> str:
-        """``str(self.path)``."""
-        return str(self.path)
-
-    @property
-    def folder(self) -> str:
-        """``str(self.path)``, without making the Path of a case :func:`discover` found."""
-        return self._folder
+    def path(self) -> Path:
+        return Path(self.folder)
 
     @property
     def config_path(self) -> Path:
@@ -249,7 +241,7 @@ class TestCase:
         if not self.has_config:
             return b""
         try:
-            folder = self._folder
+            folder = self.folder
             return _read_bytes(folder + MODEL_CONFIG if folder.endswith(os.sep) else folder + os.sep + MODEL_CONFIG)
         except OSError as e:
             raise InputError(str(self.config_path), f"cannot read file: {e.strerror or e}") from e
@@ -358,7 +350,6 @@ def discover(config: Config, root: Path | None = None) -> Suite:
     problems: list[TreeProblem] = []
     root_text = str(root)
     strip = 2 if root_text == "." else 0
-    found = TestCase._found
     stack = [root_text]
     while stack:
         folder = stack.pop()
@@ -395,7 +386,7 @@ def discover(config: Config, root: Path | None = None) -> Suite:
                 continue
             goldens.sort()
             # str(Path(folder)) is folder itself, but for the "./" a root of "." gives
-            cases.append(found(rel, folder[strip:], has_config, tuple(goldens)))
+            cases.append(TestCase(rel, folder[strip:], has_config, tuple(goldens)))
     cases.sort(key=operator.attrgetter("id"))
     problems.sort(key=lambda p: str(p.path))
     return Suite(config=config, root=root, cases=tuple(cases), problems=tuple(problems))
