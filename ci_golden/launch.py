@@ -131,9 +131,6 @@ class RunPlan:
     train_iters: int | None
     unsupported: str | None = None
 
-    def phase(self, repeat: int, number: int) -> Phase | None:
-        return next((p for p in self.phases if p.repeat == repeat and p.number == number), None)
-
 
 def repeat_dir(out: Path, repeat: int) -> Path:
     return out / "run" if repeat == 1 else out / "run" / f"repeat-{repeat}"

@@ -199,11 +199,6 @@ class CaseResult:
     repeat_stats: dict[str, RepeatStats] = field(default_factory=dict)
 
     @property
-    def ok(self) -> bool:
-        """True unless the verdict is fail, missing, drift or error."""
-        return self.verdict in ("pass", "no-golden")
-
-    @property
     def job_id(self) -> str:
         return f"{self.case} [{self.environment}, {self.platform}]"
 
