@@ -18,7 +18,7 @@ import sys
 import typing as t
 
 from ci_golden.golden import Layout
-from ci_golden.schema import load_schema
+from ci_golden.schema import validator
 
 if t.TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -276,24 +276,10 @@ def model_config_ok(data: t.Any) -> bool:
     return "CI_GOLDEN" not in data or schema_validator("model_config").is_valid(data)
 
 
-@functools.cache
 def schema_validator(name: str, fragment: str = "") -> Validator:
-    """A Draft 2020-12 validator for a shipped schema (or one of its ``$defs``), built once,
-    in which ``integer`` means a JSON integer literal (not ``1.0``) and never a boolean."""
-    from jsonschema import Draft202012Validator, validators
-    from referencing import Registry, Resource
-
-    names = ("golden_values", "model_config", "project_config")
-    registry: Registry[t.Any] = Registry().with_resources(
-        (load_schema(n)["$id"], Resource.from_contents(load_schema(n))) for n in names
-    )
-    checker = Draft202012Validator.TYPE_CHECKER.redefine("integer", lambda _, x: type(x) is int)
-    cls = validators.extend(Draft202012Validator, type_checker=checker)
-    schema = load_schema(name)
-    if fragment:
-        schema = {"$ref": schema["$id"] + "#" + fragment}
-    v: Validator = cls(schema, registry=registry)
-    return v
+    """A validator for a shipped schema (or one of its ``$defs``) in which ``integer`` means a
+    JSON integer literal (not ``1.0``) and never a boolean."""
+    return validator(name, fragment, strict_integers=True)
 
 
 def golden_ok(data: t.Any) -> bool:

@@ -34,3 +34,18 @@ def test_the_wheel_holds_every_schema_and_loads_them_from_the_zip(repo_root: Pat
     assert where.startswith(str(wheel))  # imported from the zip, not from the checkout
     assert sorted(ids) == sorted(n.removesuffix(".schema.json") for n in SCHEMAS)
     assert all(v.startswith("https://ci-golden.dev/schemas/") for v in ids.values())
+
+
+def test_every_shipped_schema_is_a_valid_draft_2020_12_schema() -> None:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    from ci_golden.schema import SCHEMA_NAMES, load_schema
+
+    invalid = []
+    for name in SCHEMA_NAMES:
+        try:
+            Draft202012Validator.check_schema(load_schema(name))
+        except SchemaError as e:
+            invalid.append(f"{name}: {e.message}")
+    assert invalid == []
