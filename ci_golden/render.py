@@ -212,7 +212,7 @@ def _link(url: str) -> str:
     return f"[CI run]({quote(url, safe=':/?&=#%~+,;@')})"
 
 
-def render_markdown(report: Report, *, max_chars: int = 65000) -> str:
+def render_markdown(report: Report, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     """The pipeline report. Its first line is ``<!-- ci-golden:verdict=<verdict> -->``.
 
     Never longer than ``max_chars``: table rows, the update command and detail blocks are cut

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci_golden.errors import InputError
-from ci_golden.result import RESULT_FILE, SEVERITY, CaseResult, Verdict, parse_result, worst
+from ci_golden.result import (
+    FAILING,
+    RESULT_FILE,
+    SEVERITY,
+    CaseResult,
+    Verdict,
+    parse_result,
+    worst,
+)
 
 REPORT_VERSION = 1
 NO_RESULT = "no result: the job did not run or its artifact is missing"
@@ -84,8 +92,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        bad = {"error", "fail", "missing"} | (set() if self.allow_drift else {"drift"})
-        return self.verdict not in bad
+        return self.verdict not in (FAILING if self.allow_drift else FAILING | {"drift"})
 
     def to_dict(self) -> dict[str, t.Any]:
         return {

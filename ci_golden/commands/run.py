@@ -114,7 +114,7 @@ def _print(line: str) -> None:
 
 def run_spec(spec: JobSpec, config: Config, args: argparse.Namespace) -> int:
     from ci_golden.execute import execute
-    from ci_golden.result import exit_code
+    from ci_golden.result import RESULT_FILE, exit_code
     from ci_golden.runner import sigterm_as_interrupt
 
     sigterm_as_interrupt()
@@ -126,7 +126,7 @@ def run_spec(spec: JobSpec, config: Config, args: argparse.Namespace) -> int:
     if result.message:
         summary += f": {result.message}"
     print(summary, file=sys.stderr)
-    print(f"ci-golden run: result written to {spec.out / 'result.json'}", file=sys.stderr)
+    print(f"ci-golden run: result written to {spec.out / RESULT_FILE}", file=sys.stderr)
     return exit_code([result], allow_drift=args.allow_drift)
 
 
