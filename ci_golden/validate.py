@@ -80,12 +80,16 @@ class ValidationResult:
         return 1 if self.errors or (strict and self.warnings) else 0
 
 
+def _line(where: str | None) -> int | None:
+    """The line of a ``line N[ column M]`` place, else None."""
+    return int(where.split()[1]) if where and where.startswith("line ") else None
+
+
 def _load_model_config(path: Path) -> tuple[dict[str, t.Any] | None, list[Finding]]:
     try:
         data = load_model_config(path)
     except InputError as e:
-        line = int(e.where.split()[1]) if e.where and e.where.startswith("line ") else None
-        return None, [finding("CG140", str(path), e.detail, e.where, line)]
+        return None, [finding("CG140", str(path), e.detail, e.where, _line(e.where))]
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -109,8 +113,7 @@ def check_golden_file(path: Path, *, run: tuple[int, str] | None = None) -> tupl
     try:
         data = read_json(path)
     except GoldenFormatError as e:
-        line = int(e.where.split()[1]) if e.where and e.where.startswith("line ") else None
-        return None, [finding(e.code, str(path), e.detail, e.where, line)]
+        return None, [finding(e.code, str(path), e.detail, e.where, _line(e.where))]
     if isinstance(data, dict) and not data:
         return None, [finding("CG104", str(path), "empty object {}: no metric to compare", "$", 1)]
     detected = detect_layout(data) if isinstance(data, dict) else "current"

@@ -13,6 +13,7 @@ import typing as t
 from pathlib import Path
 
 from ci_golden.findings import Finding, finding
+from ci_golden.golden import line_of
 from ci_golden.schema import json_pointer
 
 if t.TYPE_CHECKING:
@@ -28,10 +29,6 @@ def short(value: t.Any, limit: int = 40) -> str:
     except (ValueError, TypeError):  # an integer over Python's digit limit
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def line_of(text: str, index: int) -> int:
-    return text.count("\n", 0, index) + 1
 
 
 def _find_key(text: str, key: str, start: int, yaml: bool) -> re.Match[str] | None:
