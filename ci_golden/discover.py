@@ -473,17 +473,20 @@ def case_jobs(case: TestCase, config: Config) -> list[Job]:
     ]
 
 
-def unreferenced_goldens(case: TestCase, config: Config) -> list[Unreferenced]:
-    """The golden files of a case that no job reads, each with the reason."""
-    read = {job.golden.name for job in case_jobs(case, config) if job.golden is not None}
+def unreferenced_goldens(case: TestCase, config: Config, jobs: t.Sequence[Job] | None = None) -> list[Unreferenced]:
+    """The golden files of a case that no job reads, each with the reason; ``jobs`` are
+    ``case_jobs(case, config)``, passed in when the caller has them."""
+    if jobs is None:
+        jobs = case_jobs(case, config)
+    read = {job.golden.name for job in jobs if job.golden is not None}
     out: list[Unreferenced] = []
     for filename in case.golden_files:
         if filename in read:
             continue
         parsed = GoldenName.parse(filename)
-        path = case.path / filename
         if parsed is None or (parsed.environment is not None and parsed.environment not in config.environments):
             continue  # a bad name, reported by the validator as an error instead
+        path = case._golden_paths[filename]
         platform = parsed.platform
         if parsed.environment is None:
             out.append(Unreferenced(path, "shadowed: every job has a more specific golden", "shadowed"))

@@ -171,7 +171,7 @@ def check_case(case: TestCase, config: Config) -> tuple[list[Finding], int]:
     if model_config is not None or not case.has_config:
         try:
             jobs = case_jobs(case, config)
-            for u in unreferenced_goldens(case, config):
+            for u in unreferenced_goldens(case, config, jobs):
                 out.append(finding(_UNREFERENCED_CODE[u.kind], str(u.path), f"unreferenced: {u.reason}"))
         except ConfigError as e:
             line = locate(read_text(config_path), ["CI_GOLDEN"], yaml=True)
