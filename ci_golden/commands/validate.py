@@ -29,15 +29,19 @@ def _absolute(path: Path | str) -> Path:
     return Path(os.path.abspath(path))
 
 
+def _inside(root: Path, path: Path | str) -> bool:
+    """Whether ``path`` is the (absolute) test-case ``root`` or lies below it."""
+    full = _absolute(path)
+    return full == root or root in full.parents
+
+
 def _check_given(given: list[Path], config_source: str | None, root: Path) -> None:
     """A PATH the user names must be something validate checks: never a silent pass."""
     config = _absolute(config_source) if config_source else None
     for p in given:
-        full = _absolute(p)
-        inside = root == full or root in full.parents
-        if p.is_dir() and not inside:
+        if p.is_dir() and not _inside(root, p):
             raise InputError(str(p), f"folder outside the test-case root {root}; pass --test-cases to check it")
-        if p.is_file() and full != config and not _is_checked(p):
+        if p.is_file() and _absolute(p) != config and not _is_checked(p):
             raise InputError(str(p), "not a golden_values*.json, model_config.yaml or the project config")
 
 
@@ -72,14 +76,14 @@ def run(args: argparse.Namespace) -> int:
     from ci_golden.validate_render import RENDERERS_BY_NAME
 
     config = load_project(args)
-    selected = _selected_paths(args, config.source, _absolute(config.test_cases))
+    root = _absolute(config.test_cases)
+    selected = _selected_paths(args, config.source, root)
     suite = discover(config)
     cwd = Path.cwd()
     if selected is None:
         result = validate(suite, base=cwd)
     else:
-        root = _absolute(config.test_cases)
-        inside = [p for p in selected if root == _absolute(p) or root in _absolute(p).parents]
+        inside = [p for p in selected if _inside(root, p)]
         outside = [p for p in selected if p not in inside and p.is_file() and _is_checked(p)]
         result = ValidationResult((), 0, 0)
         if inside:
