@@ -68,6 +68,37 @@ def default_n_repeat(case: TestCase, config: Config) -> int:
     return case.settings.n_repeat or n_repeat or config.defaults.n_repeat
 
 
+def spec_for(
+    case: TestCase,
+    job: Job,
+    config: Config,
+    out: Path,
+    *,
+    n_repeat: int | None = None,
+    time_limit: int | None = None,
+    nodes: int | None = None,
+    gpus: int | None = None,
+) -> JobSpec:
+    """The spec of one of the case's jobs: each setting as given (a matrix entry's, a flag's),
+    else the case's ``CI_GOLDEN`` block, else the config's defaults and the platform's GPUs."""
+    settings, defaults = case.settings, config.defaults
+    return JobSpec(
+        case=case,
+        environment=job.environment,
+        platform=job.platform,
+        golden=job.golden,
+        out=out,
+        n_repeat=n_repeat if n_repeat is not None else default_n_repeat(case, config),
+        time_limit=_first(time_limit, settings.time_limit, defaults.time_limit),
+        nodes=_first(nodes, settings.nodes, defaults.nodes),
+        gpus=_first(gpus, config.platforms[job.platform].gpus_per_node),
+    )
+
+
+def _first(*values: int | None) -> int:
+    return next(v for v in values if v is not None)
+
+
 def case_job(case: TestCase, config: Config, environment: str, platform: str) -> Job:
     """The case's job in ``environment`` on ``platform``.
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci_golden.discover import Suite, case_jobs
-from ci_golden.execute import JobSpec, default_n_repeat, execute, make_out
+from ci_golden.execute import JobSpec, execute, make_out, spec_for
 from ci_golden.runner import Sink
 
 if t.TYPE_CHECKING:
@@ -44,27 +44,12 @@ def plan_jobs(suite: Suite, platforms: t.Collection[str], out: Path) -> list[Job
     config = suite.config
     where = config.source or "<built-in config>"
     config.check_names("platform", platforms, where)
-    specs = []
-    for case in suite.cases:
-        settings = case.settings
-        for job in case_jobs(case, config):
-            if job.platform not in platforms:
-                continue
-            platform = config.platforms[job.platform]
-            specs.append(
-                JobSpec(
-                    case=case,
-                    environment=job.environment,
-                    platform=job.platform,
-                    golden=job.golden,
-                    out=out / job_id(case.id, job.environment, job.platform),
-                    n_repeat=default_n_repeat(case, config),
-                    time_limit=settings.time_limit or config.defaults.time_limit,
-                    nodes=settings.nodes or config.defaults.nodes,
-                    gpus=platform.gpus_per_node,
-                )
-            )
-    return specs
+    return [
+        spec_for(case, job, config, out / job_id(case.id, job.environment, job.platform))
+        for case in suite.cases
+        for job in case_jobs(case, config)
+        if job.platform in platforms
+    ]
 
 
 def write_reports(report: Report, out: Path) -> tuple[Path, ...]:

@@ -62,14 +62,10 @@ def _job_entry(text: str) -> tuple[str, dict[str, t.Any]]:
     return name, entry
 
 
-def _first(*values: int | None) -> int:
-    return next(v for v in values if v is not None)
-
-
 def job_spec(args: argparse.Namespace, suite: Suite) -> JobSpec:
     """The job to run, from ``--job`` or from CASE ``--environment --platform``."""
     from ci_golden.errors import CiGoldenError, InputError, UsageError
-    from ci_golden.execute import JobSpec, case_job, default_n_repeat
+    from ci_golden.execute import case_job, spec_for
     from ci_golden.matrix import job_id
 
     config = suite.config
@@ -93,19 +89,12 @@ def job_spec(args: argparse.Namespace, suite: Suite) -> JobSpec:
         if name is None:
             raise
         raise InputError(name, e.detail if isinstance(e, InputError) else str(e), "$") from None
-    settings, defaults = case.settings, config.defaults
     out = Path(args.out) if args.out else Path("ci-golden-out") / job_id(case.id, environment, platform)
-    return JobSpec(
-        case=case,
-        environment=environment,
-        platform=platform,
-        golden=job.golden,
-        out=out,
-        n_repeat=_first(args.n_repeat, entry.get("n_repeat"), default_n_repeat(case, config)),
-        time_limit=_first(entry.get("time_limit"), settings.time_limit, defaults.time_limit),
-        nodes=_first(entry.get("nodes"), settings.nodes, defaults.nodes),
-        gpus=_first(entry.get("gpus"), config.platforms[platform].gpus_per_node),
-    )
+    return spec_for(
+        case, job, config, out,
+        n_repeat=args.n_repeat if args.n_repeat is not None else entry.get("n_repeat"),
+        time_limit=entry.get("time_limit"), nodes=entry.get("nodes"), gpus=entry.get("gpus"),
+    )  # fmt: skip
 
 
 def _print(line: str) -> None:
