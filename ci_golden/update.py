@@ -25,7 +25,7 @@ import numpy as np
 
 from ci_golden.discover import Suite, TestCase, case_jobs, golden_name
 from ci_golden.errors import InputError
-from ci_golden.golden import GoldenValues, MetricSeries, dumps_golden, load_golden
+from ci_golden.golden import GoldenValues, MetricSeries, _mode_for, dumps_golden, load_golden
 from ci_golden.result import RESULT_FILE, CaseResult, load_result
 
 FAILING_VERDICTS = frozenset({"fail", "missing", "drift", "no-golden"})
@@ -218,6 +218,7 @@ def stage(target: Path, text: str, run: tuple[int, str] | None) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(name)
     try:
+        os.fchmod(fd, _mode_for(target))  # the golden's own mode, not mkstemp's private 0600
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
             f.flush()

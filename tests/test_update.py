@@ -260,6 +260,20 @@ def test_a_summary_that_cannot_be_written_is_refused_before_any_golden(tmp_path:
     assert sorted(p.name for p in root.rglob(".*.tmp")) == []
 
 
+def test_refreshed_goldens_keep_their_mode_and_a_new_summary_gets_the_usual_one(tmp_path: Path, cli: t.Any) -> None:
+    root = project(tmp_path, {"a": {"golden_values_dev_cpu.json": values(20)}})
+    make_result(root, root / "out", "a", "cpu", values(20, scale=1.5))
+    golden = root / "cases/a/golden_values_dev_cpu.json"
+    golden.chmod(0o640)
+    written = cli("update", "out", "--summary", "summary.md", cwd=root)
+    assert written.returncode == 0, written.stderr
+    assert load_golden(golden).same_as(values(20, scale=1.5))
+    assert oct(golden.stat().st_mode & 0o777) == oct(0o640)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert oct((root / "summary.md").stat().st_mode & 0o777) == oct(0o666 & ~umask)
+
+
 def test_a_summary_not_written_leaves_no_temp_file_and_no_folder(tmp_path: Path) -> None:
     from ci_golden.paths import PendingFile
 
