@@ -8,7 +8,6 @@ sanitised title.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shlex
@@ -20,7 +19,7 @@ import numpy as np
 
 from ci_golden.errors import UsageError
 from ci_golden.report import Report
-from ci_golden.result import FAILING, CaseResult, MetricResult, Verdict
+from ci_golden.result import FAILING, CaseResult, MetricResult, Verdict, dumps_json
 
 MARKER = "<!-- ci-golden:verdict={verdict} -->"
 MIN_CHARS = 1000
@@ -290,7 +289,7 @@ def render_step_summary(report: Report, *, used: int, max_chars: int | None, nam
 
 
 def render_json(report: Report) -> str:
-    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return dumps_json(report.to_dict())
 
 
 def _xml(text: object) -> str:

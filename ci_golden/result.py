@@ -265,8 +265,13 @@ def validate_result(data: t.Any, name: str) -> None:
         raise InputError(name, f"not a ci-golden result: {e.message}", json_pointer(e.absolute_path))
 
 
+def dumps_json(data: t.Any) -> str:
+    """A result or report document as written to disk: indented, UTF-8, no NaN."""
+    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
 def dumps_result(result: CaseResult) -> str:
-    return json.dumps(result.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return dumps_json(result.to_dict())
 
 
 def write_result(path: Path, result: CaseResult) -> None:
@@ -275,7 +280,7 @@ def write_result(path: Path, result: CaseResult) -> None:
 
     data = result.to_dict()
     validate_result(data, str(path))
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    atomic_write_text(path, dumps_json(data))
 
 
 def parse_result(data: t.Any, name: str) -> CaseResult:
