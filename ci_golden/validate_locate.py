@@ -96,8 +96,11 @@ def _message(e: ValidationError) -> str:
             from ci_golden.config import did_you_mean
 
             return f"unknown key {short(extra[0])}{did_you_mean(str(extra[0]), known)}"
-    if e.validator == "required" or (e.validator == "not" and isinstance(inst, dict)):
-        return _reason(e)[0].upper() + _reason(e)[1:] if e.validator == "not" else f"object {_reason(e)}"
+    if e.validator == "required":
+        return f"object {_reason(e)}"
+    if e.validator == "not" and isinstance(inst, dict):
+        reason = _reason(e)
+        return reason[0].upper() + reason[1:]
     return f"{short(inst)} {_reason(e)}"
 
 
