@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ci_golden.errors import InputError
 from ci_golden.golden import GoldenValues, MetricSeries
-from ci_golden.tfevents import EVENT_GLOB, read_event_file, read_event_folder
+from ci_golden.tfevents import EVENT_GLOB, merge_first, read_event_file, read_event_folder
 
 SourceFormat = t.Literal["auto", "tensorboard", "jsonl", "log"]
 Series = dict[str, dict[int, float]]
@@ -162,10 +162,7 @@ def merge(parts: t.Sequence[Collected]) -> Collected:
     for part in parts:
         notes.extend(part.notes)
         train_iters = train_iters or part.train_iters
-        for name, values in part.series.items():
-            into = series.setdefault(name, {})
-            for step, value in values.items():
-                into.setdefault(step, value)
+        merge_first(series, part.series)
     return Collected(series, train_iters, tuple(notes))
 
 

@@ -185,8 +185,13 @@ def read_event_folder(folder: Path) -> tuple[dict[str, dict[int, float]], list[s
     for path in files:
         part = read_event_file(path)
         notes.extend(part.notes)
-        for tag, series in part.scalars.items():
-            into = merged.setdefault(tag, {})
-            for step, value in series.items():
-                into.setdefault(step, value)
+        merge_first(merged, part.scalars)
     return merged, notes
+
+
+def merge_first(merged: dict[str, dict[int, float]], scalars: t.Mapping[str, t.Mapping[int, float]]) -> None:
+    """Add ``scalars`` to ``merged``; a (tag, step) ``merged`` already holds keeps its value."""
+    for tag, series in scalars.items():
+        into = merged.setdefault(tag, {})
+        for step, value in series.items():
+            into.setdefault(step, value)
