@@ -26,9 +26,10 @@ import numpy as np
 from ci_golden.discover import Suite, TestCase, case_jobs, golden_name
 from ci_golden.errors import InputError
 from ci_golden.golden import GoldenValues, MetricSeries, _mode_for, dumps_golden, load_golden
+from ci_golden.render import _CONTROL, REFRESH_VERDICTS
+from ci_golden.render import escape_md as _md
 from ci_golden.result import RESULT_FILE, CaseResult, load_result
 
-FAILING_VERDICTS = frozenset({"fail", "missing", "drift", "no-golden"})
 Status = t.Literal["changed", "added", "removed", "unchanged"]
 
 
@@ -83,11 +84,12 @@ def find_results(paths: t.Sequence[Path]) -> list[Path]:
 
 def selected(result: CaseResult, *, only_failing: bool, only_drift: bool, cases: t.Sequence[str]) -> bool:
     """``--only-failing``: any verdict but pass (drift included); ``--only-drift``: drift only;
-    ``--case``: the case id matches one of the globs."""
+    ``--case``: the case id matches one of the globs. The failing verdicts are those the report's
+    refresh command names (:data:`ci_golden.render.REFRESH_VERDICTS`)."""
     if cases and not any(fnmatch.fnmatchcase(result.case, g) for g in cases):
         return False
     if only_failing or only_drift:
-        return (only_failing and result.verdict in FAILING_VERDICTS) or (only_drift and result.verdict == "drift")
+        return (only_failing and result.verdict in REFRESH_VERDICTS) or (only_drift and result.verdict == "drift")
     return True
 
 
@@ -285,15 +287,6 @@ def refresh(
 
 
 # --- rendering ---------------------------------------------------------------------------
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
-
-
-def _md(text: object) -> str:
-    from ci_golden.render import escape_md
-
-    return escape_md(text)
-
 
 def _code(text: str) -> str:
     """``text`` as an inline code span, whatever backticks it holds (CommonMark: a fence longer
