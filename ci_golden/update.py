@@ -18,7 +18,7 @@ import os
 import re
 import tempfile
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +152,7 @@ def plan_update(path: Path, result: CaseResult, suite: Suite) -> Update:
     base = Update(path, result.case, result.environment, result.platform, result.verdict)
 
     def refuse(problem: str, **kw: t.Any) -> Update:
-        return Update(path, result.case, result.environment, result.platform, result.verdict, problem=problem, **kw)
+        return replace(base, problem=problem, **kw)
 
     if result.actual is None:
         return refuse(f"no actual values (verdict {result.verdict}{': ' + result.message if result.message else ''})")
@@ -174,11 +174,9 @@ def plan_update(path: Path, result: CaseResult, suite: Suite) -> Update:
             new = _keep_metrics(old, new)
         except ValueError as e:
             return refuse(str(e), target=target)
-    text = dumps_golden(new)
-    return Update(
-        base.result_path, base.case, base.environment, base.platform, base.verdict,
-        target=target, text=text, existed=target.is_file(), changes=diff_goldens(old, new), notes=notes,
-    )  # fmt: skip
+    return replace(
+        base, target=target, text=dumps_golden(new), existed=target.is_file(), changes=diff_goldens(old, new), notes=notes
+    )
 
 
 def plan_updates(
