@@ -14,6 +14,7 @@ import typing as t
 
 import numpy as np
 
+from ci_golden.compare import within
 from ci_golden.golden import GoldenValues
 from ci_golden.policy import Policy, is_gated, policy_for
 from ci_golden.result import MetricResult, Verdict
@@ -109,8 +110,7 @@ def _compare_summary(field: str, golden: t.Any, actual: t.Any, policy: Policy, g
         verdict: Verdict = "pass" if policy.kind == "info" else "missing"
         return MetricResult(field, verdict, gated, policy, n_missing=1, golden_stat=g, message=f"{field} not reported by the run")
     diff = abs(a - g)
-    tol = policy.atol + policy.rtol * abs(g)
-    ok = {"upper": a - g <= tol, "lower": g - a <= tol}.get(policy.kind, diff <= tol)
+    ok = bool(within(policy.kind, np.array([a]), np.array([g]), policy.rtol, policy.atol)[0])
     verdict = "pass" if ok or policy.kind == "info" else "fail"
     if verdict == "pass" and policy.exact and a != g and policy.kind != "info":
         verdict = "drift"
