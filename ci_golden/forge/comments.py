@@ -21,6 +21,11 @@ class Comment:
     def age_key(self) -> tuple[str, int]:
         return (self.created_at, self.id)
 
+    @classmethod
+    def from_api(cls, data: t.Any) -> Comment:
+        """A GitHub issue comment or a GitLab note as the API returns it."""
+        return cls(int(data["id"]), str(data.get("body") or ""), str(data.get("created_at", "")))
+
 
 class CommentAPI(t.Protocol):
     """One pull/merge request's comments, and commit statuses of its repository."""

@@ -16,10 +16,6 @@ if t.TYPE_CHECKING:
 GITHUB_MAX_BODY = 65_536
 
 
-def _comment(data: t.Any) -> Comment:
-    return Comment(int(data["id"]), str(data.get("body") or ""), str(data.get("created_at", "")))
-
-
 class GitHubComments:
     name = "GitHub"
     max_body = GITHUB_MAX_BODY
@@ -32,15 +28,15 @@ class GitHubComments:
 
     def pages(self) -> t.Iterator[list[Comment]]:
         for page in self.client.pages(f"{self.repo}/issues/{self.number}/comments"):
-            yield [_comment(item) for item in page]
+            yield [Comment.from_api(item) for item in page]
 
     def create(self, body: str) -> Comment:
         answer = self.client.request("POST", f"{self.repo}/issues/{self.number}/comments", json={"body": body})
-        return _comment(answer.data)
+        return Comment.from_api(answer.data)
 
     def update(self, comment_id: int, body: str) -> Comment:
         answer = self.client.request("PATCH", f"{self.repo}/issues/comments/{comment_id}", json={"body": body})
-        return _comment(answer.data)
+        return Comment.from_api(answer.data)
 
     def delete(self, comment_id: int) -> None:
         self.client.request("DELETE", f"{self.repo}/issues/comments/{comment_id}")

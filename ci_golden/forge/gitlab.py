@@ -17,10 +17,6 @@ GITLAB_MAX_BODY = 1_000_000
 _STATES = {"success": "success", "failure": "failed", "error": "failed", "pending": "pending"}
 
 
-def _note(data: t.Any) -> Comment:
-    return Comment(int(data["id"]), str(data.get("body") or ""), str(data.get("created_at", "")))
-
-
 class GitLabNotes:
     name = "GitLab"
     max_body = GITLAB_MAX_BODY
@@ -33,13 +29,13 @@ class GitLabNotes:
     def pages(self) -> t.Iterator[list[Comment]]:
         params = {"sort": "asc", "order_by": "created_at"}
         for page in self.client.pages(self.notes, params):
-            yield [_note(item) for item in page if not item.get("system")]
+            yield [Comment.from_api(item) for item in page if not item.get("system")]
 
     def create(self, body: str) -> Comment:
-        return _note(self.client.request("POST", self.notes, json={"body": body}).data)
+        return Comment.from_api(self.client.request("POST", self.notes, json={"body": body}).data)
 
     def update(self, comment_id: int, body: str) -> Comment:
-        return _note(self.client.request("PUT", f"{self.notes}/{comment_id}", json={"body": body}).data)
+        return Comment.from_api(self.client.request("PUT", f"{self.notes}/{comment_id}", json={"body": body}).data)
 
     def delete(self, comment_id: int) -> None:
         self.client.request("DELETE", f"{self.notes}/{comment_id}")
