@@ -250,9 +250,11 @@ def client_from_environ(
     environ: t.Mapping[str, str],
     *,
     log: t.Callable[[str], None] | None = None,
+    redactor: Redactor | None = None,
 ) -> Client:
     """A client whose retry limits come from CI_GOLDEN_HTTP_* and which redacts every token
-    found in ``environ``, including those it does not send."""
+    found in ``environ``, including those it does not send (``redactor``, when given, is used
+    and extended instead: it should already hold them)."""
     from ci_golden.forge.context import secrets_in
 
     return Client(
@@ -261,5 +263,5 @@ def client_from_environ(
         token,
         policy=RetryPolicy.from_environ(environ),
         log=log,
-        redactor=Redactor(secrets_in(environ)),
+        redactor=redactor or Redactor(secrets_in(environ)),
     )

@@ -86,6 +86,7 @@ def post_report(
     from ci_golden.forge.context import detect_forge, github_context, gitlab_context, token_for
     from ci_golden.forge.github import GITHUB_MAX_BODY
     from ci_golden.forge.gitlab import GITLAB_MAX_BODY
+    from ci_golden.forge.http import client_from_environ
     from ci_golden.forge.sticky import compose, marker
 
     chosen = detect_forge(environ, forge)
@@ -108,21 +109,12 @@ def post_report(
             raise UsageError(f"no token to comment on {ctx.where}: set {variable}")
         line = Message(f"{PREFIX}dry run without a token: would create or update the {key!r} comment on {ctx.where}")
         return Posting((line, Message(body)) if verbose else (line,))
-    client = _client(ctx, token, environ, redact, log)
+    client = client_from_environ(ctx.forge, ctx.api_url, token, environ, log=log, redactor=redact)
     api = _api(ctx, client)
     posted, lines = _post(ctx, api, key=key, body=body, text_markdown=redact(text.markdown),
                           create=text.regressed or not only_on_regression, dry_run=dry_run,
                           environ=environ, verbose=verbose)
     return Posting(lines, posted=posted, ctx=ctx, api=api, client=client, verdict=text.verdict)
-
-
-def _client(ctx: Context, token: str, environ: t.Mapping[str, str], redact: Redactor,
-            log: t.Callable[[str], None] | None) -> Client:
-    from ci_golden.forge.http import Client
-    from ci_golden.forge.sansio import RetryPolicy
-
-    return Client(ctx.forge, ctx.api_url, token, policy=RetryPolicy.from_environ(environ),
-                  log=log, redactor=redact)
 
 
 def _api(ctx: Context, client: Client) -> CommentAPI:
