@@ -159,20 +159,6 @@ def timeout_minutes(job: MatrixJob) -> int:
     return math.ceil((job.time_limit * job.n_repeat + SETUP_MARGIN_S) / 60)
 
 
-def run_command(job: MatrixJob) -> str:
-    """The shell line a GitLab runner executes for one job."""
-    return " ".join(
-        [
-            "ci-golden run",
-            shlex.quote(job.case),
-            f"--environment {shlex.quote(job.environment)}",
-            f"--platform {shlex.quote(job.platform)}",
-            f"--n-repeat {job.n_repeat}",
-            f"--out {shlex.quote(f'{OUT_DIR}/{job.id}')}",
-        ]
-    )
-
-
 EXPECT_FILE = "ci-golden-expect.json"
 REPORT_SCRIPT = (
     "status=0",
@@ -218,7 +204,7 @@ def _gitlab_job(job: MatrixJob, shared: dict[tuple[t.Any, ...], tuple[str, str]]
             f"  retry:\n    max: 2\n    when:{_RETRY_LINES}\n"
             "  variables:\n    CI_GOLDEN_JOB_ID: "
         )
-        # run_command(job) is "ci-golden run <case> " + this + " --out <folder>"
+        # the job's command is "ci-golden run <case> " + this + " --out <folder>"
         options = (
             f"--environment {shlex.quote(job.environment)} --platform {shlex.quote(job.platform)} "
             f"--n-repeat {job.n_repeat}"
