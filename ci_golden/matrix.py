@@ -8,6 +8,7 @@ and records why each case was kept or left out. Emitters live in ``ci_golden.emi
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import re
 import typing as t
@@ -226,6 +227,7 @@ def glob_match(path: str, pattern: str) -> bool:
     return _glob_regex(pattern).fullmatch(path) is not None
 
 
+@functools.lru_cache(maxsize=256)  # matched against every changed path
 def _glob_regex(pattern: str) -> re.Pattern[str]:
     out = []
     i = 0
@@ -260,14 +262,14 @@ def _changed_reasons(
 ) -> tuple[dict[str, str] | None, str | None]:
     """(case id -> reason) for cases whose folder changed, or (None, reason) when all are."""
     config = suite.config
-    config_name = Path(config.source).name if config.source else None
+    root = config.root.resolve()
+    config_path = _rel(Path(config.source), root) if config.source else None
     for path in changed:
-        if config_name and path == _rel(Path(config.source or ""), config.root.resolve()):
+        if path == config_path:
             return None, f"the project config {path} changed since {since}"
         for pattern in config.global_paths:
             if glob_match(path, pattern):
                 return None, f"global path {pattern!r} changed since {since} ({path})"
-    root = config.root.resolve()
     folders = {_rel(c.path.resolve(), root): c.id for c in suite.cases}
     hits: dict[str, list[str]] = {}
     for path in changed:
