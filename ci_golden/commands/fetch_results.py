@@ -36,7 +36,7 @@ def _client(forge: t.Literal["github", "gitlab"], api: str, token: str, environ:
 def _artifacts(args: argparse.Namespace, environ: t.Mapping[str, str]) -> tuple[Client, list[Artifact]]:
     from ci_golden.errors import UsageError
     from ci_golden.fetch import github_artifacts, gitlab_artifacts
-    from ci_golden.forge.context import token_for
+    from ci_golden.forge.context import api_url, token_for
 
     verbose = getattr(args, "verbose", 0)
     if args.github_run:
@@ -46,8 +46,7 @@ def _artifacts(args: argparse.Namespace, environ: t.Mapping[str, str]) -> tuple[
         token = token_for("github", environ)
         if not token:
             raise UsageError("no token: set GITHUB_TOKEN (or CI_GOLDEN_GITHUB_TOKEN) to one that may read Actions artifacts")
-        api = args.api_url or environ.get("GITHUB_API_URL") or "https://api.github.com"
-        client = _client("github", api, token, environ, verbose)
+        client = _client("github", args.api_url or api_url("github", environ), token, environ, verbose)
         return client, github_artifacts(client, repo, args.github_run)
     project = args.project or environ.get("CI_PROJECT_ID")
     if not project:
@@ -55,9 +54,7 @@ def _artifacts(args: argparse.Namespace, environ: t.Mapping[str, str]) -> tuple[
     token = token_for("gitlab", environ)
     if not token:
         raise UsageError("no token: set CI_GOLDEN_GITLAB_TOKEN to a project or personal access token with the read_api scope")
-    server = environ.get("CI_SERVER_URL", "https://gitlab.com").rstrip("/")
-    api = args.api_url or environ.get("CI_API_V4_URL") or f"{server}/api/v4"
-    client = _client("gitlab", api, token, environ, verbose)
+    client = _client("gitlab", args.api_url or api_url("gitlab", environ), token, environ, verbose)
     return client, gitlab_artifacts(client, project, args.gitlab_pipeline)
 
 

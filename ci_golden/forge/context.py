@@ -61,6 +61,18 @@ def detect_forge(environ: t.Mapping[str, str], choice: str = "auto") -> Forge | 
     return None
 
 
+def api_url(forge: Forge, environ: t.Mapping[str, str]) -> str:
+    """The API root the CI variables name: GITHUB_API_URL, or CI_API_V4_URL (else
+    CI_SERVER_URL/api/v4); github.com and gitlab.com when unset."""
+    if forge == "github":
+        return (environ.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
+    api = environ.get("CI_API_V4_URL", "").rstrip("/")
+    if api:
+        return api
+    server = environ.get("CI_SERVER_URL", "https://gitlab.com").rstrip("/")
+    return f"{server}/api/v4"
+
+
 def _load_event(path: str) -> dict[str, t.Any]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -77,7 +89,6 @@ def github_context(environ: t.Mapping[str, str], *, pr: int | None = None) -> Co
     """The pull request of a GitHub Actions run; ``pr`` overrides the number from the event."""
     repo = environ.get("GITHUB_REPOSITORY", "")
     server = environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
-    api = environ.get("GITHUB_API_URL", "https://api.github.com").rstrip("/")
     run_id = environ.get("GITHUB_RUN_ID")
     run_url = f"{server}/{repo}/actions/runs/{run_id}" if repo and run_id else None
     event_path = environ.get("GITHUB_EVENT_PATH")
@@ -117,16 +128,12 @@ def github_context(environ: t.Mapping[str, str], *, pr: int | None = None) -> Co
     if number is None:
         reason = (f"the {name} event names no pull request" if name in PR_EVENTS
                   else f"this run was triggered by {name or 'no event'}, not by a pull request")
-    return Context("github", api, repo, number, sha, run_url, event=name, fork=fork, reason=reason,
+    return Context("github", api_url("github", environ), repo, number, sha, run_url, event=name, fork=fork, reason=reason,
                    step_summary=environ.get("GITHUB_STEP_SUMMARY") or None)
 
 
 def gitlab_context(environ: t.Mapping[str, str], *, mr: int | None = None) -> Context:
     """The merge request of a GitLab CI pipeline; ``mr`` overrides CI_MERGE_REQUEST_IID."""
-    api = environ.get("CI_API_V4_URL", "").rstrip("/")
-    if not api:
-        server = environ.get("CI_SERVER_URL", "https://gitlab.com").rstrip("/")
-        api = f"{server}/api/v4"
     project = environ.get("CI_PROJECT_ID") or environ.get("CI_PROJECT_PATH", "")
     if not project:
         raise UsageError("CI_PROJECT_ID is not set: cannot tell which project to comment on")
@@ -138,7 +145,7 @@ def gitlab_context(environ: t.Mapping[str, str], *, mr: int | None = None) -> Co
         f"this pipeline ({source or 'unknown source'}) belongs to no merge request")
     fork = bool(environ.get("CI_MERGE_REQUEST_SOURCE_PROJECT_ID")
                 and environ.get("CI_MERGE_REQUEST_SOURCE_PROJECT_ID") != environ.get("CI_PROJECT_ID"))
-    return Context("gitlab", api, project, number, sha, environ.get("CI_PIPELINE_URL") or None,
+    return Context("gitlab", api_url("gitlab", environ), project, number, sha, environ.get("CI_PIPELINE_URL") or None,
                    event=source, fork=fork, reason=reason)
 
 
