@@ -435,7 +435,7 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path)) from None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, _mode_for(path))
+        os.fchmod(fd, mode_for(path))
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
             f.flush()
@@ -447,7 +447,7 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def _mode_for(path: Path) -> int:
+def mode_for(path: Path) -> int:
     """The replaced file's permissions, else what ``open()`` would give a new file (0666 less
     the umask) -- not mkstemp's private 0600."""
     try:

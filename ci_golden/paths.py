@@ -54,10 +54,10 @@ class PendingFile:
     def write(self, text: str) -> None:
         """Write ``text`` to the file, atomically."""
         assert self._tmp is not None, "written or discarded already"
-        from ci_golden.golden import _mode_for
+        from ci_golden.golden import mode_for
 
         try:
-            os.chmod(self._tmp, _mode_for(self.path))  # as atomic_write_text: not mkstemp's 0600
+            os.chmod(self._tmp, mode_for(self.path))  # as atomic_write_text: not mkstemp's 0600
             with open(self._tmp, "w", encoding="utf-8", newline="\n") as f:
                 f.write(text)
                 f.flush()

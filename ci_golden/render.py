@@ -37,7 +37,7 @@ _ENTITIES = {
     "$": "&#36;", "{": "&#123;", "}": "&#125;",
 }  # fmt: skip
 _SPECIALS = re.compile(r"[&<>\"'`|\\*\[\]~#!${}]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 _ZWSP = "\u200b"
 _XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -45,7 +45,7 @@ _XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 def escape_md(text: object) -> str:
     """Inert inline text for Markdown and HTML: entities for the special characters, control
     characters and newlines as spaces, and a zero-width space after every ``@``."""
-    s = _CONTROL.sub(" ", str(text))
+    s = CONTROL_CHARS.sub(" ", str(text))
     s = _SPECIALS.sub(lambda m: _ENTITIES.get(m.group(), "&#95;"), s)
     return s.replace("@", "@" + _ZWSP)
 
@@ -171,7 +171,7 @@ def _fence(text: str) -> str:
 
 
 def _shell(parts: t.Sequence[str]) -> str:
-    return " ".join(shlex.quote(_CONTROL.sub(" ", p)) for p in parts)
+    return " ".join(shlex.quote(CONTROL_CHARS.sub(" ", p)) for p in parts)
 
 
 def update_command(report: Report) -> str | None:

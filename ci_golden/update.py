@@ -25,8 +25,8 @@ import numpy as np
 
 from ci_golden.discover import Suite, TestCase, case_jobs, golden_name
 from ci_golden.errors import InputError
-from ci_golden.golden import GoldenValues, MetricSeries, _mode_for, dumps_golden, load_golden
-from ci_golden.render import _CONTROL, REFRESH_VERDICTS
+from ci_golden.golden import GoldenValues, MetricSeries, dumps_golden, load_golden, mode_for
+from ci_golden.render import CONTROL_CHARS, REFRESH_VERDICTS
 from ci_golden.render import escape_md as _md
 from ci_golden.result import RESULT_FILE, CaseResult, load_result
 
@@ -218,7 +218,7 @@ def stage(target: Path, text: str, run: tuple[int, str] | None) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(name)
     try:
-        os.fchmod(fd, _mode_for(target))  # the golden's own mode, not mkstemp's private 0600
+        os.fchmod(fd, mode_for(target))  # the golden's own mode, not mkstemp's private 0600
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
             f.flush()
@@ -290,7 +290,7 @@ def _code(text: str) -> str:
     """``text`` as an inline code span, whatever backticks it holds (CommonMark: a fence longer
     than every run of backticks inside, and a space inside each end when the text starts or ends
     with a backtick or a space); line breaks and control characters become spaces."""
-    s = _CONTROL.sub(" ", text)
+    s = CONTROL_CHARS.sub(" ", text)
     fence = "`" * (max((len(run) for run in re.findall(r"`+", s)), default=0) + 1)
     pad = " " if s[:1] in ("`", " ") or s[-1:] in ("`", " ") else ""
     return f"{fence}{pad}{s}{pad}{fence}"
