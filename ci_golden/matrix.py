@@ -164,6 +164,11 @@ class _Expansion:
                 platform.tags,
                 platform.gpus_per_node,
             )
+        suffixes = self.per_slot.values()
+        # a case whose id prefix is safe and short enough against these needs no per-job checks
+        self.suffixes_safe = all(safe for _, safe, *_ in suffixes)
+        self.longest_id_suffix = max((len(s[0]) for s in suffixes), default=0)
+        self.longest_name_suffix = max((len(s[2]) for s in suffixes), default=0)
         # (golden files, id(settings)) -> (settings, its jobs, n_repeat, time_limit, nodes)
         self.plans: dict[tuple[tuple[str, ...], int], tuple[CaseSettings, list[_JobPlan], int, int, int]] = {}
 
@@ -193,6 +198,31 @@ class _Expansion:
     ) -> list[MatrixJob]:
         """The MatrixJobs of ``plan`` (some of ``self._plan(case)``'s)."""
         text = case.folder  # _rel(case.path, config.root), on the text of the path
+        prefix = self.root_prefix
+        folder = (text[len(prefix) :] if text.startswith(prefix) else text) + "/"
+        case_id = case.id
+        id_prefix = case_id.replace("/", "__")
+        if not (
+            self.suffixes_safe
+            and len(id_prefix) + self.longest_id_suffix <= MAX_ID
+            and len(label) + self.longest_name_suffix <= MAX_NAME
+            and _ID_SAFE.search(id_prefix) is None
+        ):
+            return self._checked_jobs(case, label, plan, n_repeat, time_limit, nodes)
+        make = MatrixJob._make  # from one tuple: cheaper than the twelve-argument constructor
+        return [
+            make((
+                id_prefix + id_suffix, label + name_suffix, case_id, env, platform, runs_on, tags,
+                None if golden is None else folder + golden, n_repeat, time_limit, nodes, gpus,
+            ))
+            for env, platform, id_suffix, _, name_suffix, runs_on, tags, gpus, golden in plan
+        ]
+
+    def _checked_jobs(
+        self, case: TestCase, label: str, plan: list[_JobPlan], n_repeat: int, time_limit: int, nodes: int
+    ) -> list[MatrixJob]:
+        """:meth:`jobs` for a case whose ids or names may need a hash: checked job by job."""
+        text = case.folder
         prefix = self.root_prefix
         folder = text[len(prefix) :] if text.startswith(prefix) else text
         case_id = case.id
