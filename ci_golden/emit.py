@@ -106,7 +106,11 @@ def _github_entries(jobs: t.Sequence[MatrixJob]) -> t.Iterator[str]:
     """Each job's entry as ``_json(job.entry())`` gives it, written from parts: the parts that
     repeat (environment, platform, labels, the numbers) are encoded once per render."""
     shared: dict[tuple[t.Any, ...], tuple[str, str]] = {}
+    case, case_json = None, ""  # a case's jobs come together: its id is encoded once for them
     for job in jobs:
+        if job.case is not case:
+            case = job.case
+            case_json = _json_str(case)
         key = (job.environment, job.platform, job.runs_on, job.n_repeat, job.time_limit, job.nodes, job.gpus)
         # only plain ints share parts (True == 1 and 1.0 == 1 as keys, but not in JSON)
         if not (type(key[3]) is int and type(key[4]) is int and type(key[5]) is int and type(key[6]) is int):
@@ -120,7 +124,7 @@ def _github_entries(jobs: t.Sequence[MatrixJob]) -> t.Iterator[str]:
             parts = shared[key] = ("," + head[1:-1], "," + tail[1:])
         golden = "null" if job.golden is None else _json_str(job.golden)
         yield (
-            f'{{"id":{_json_str(job.id)},"name":{_json_str(job.name)},"case":{_json_str(job.case)}'
+            f'{{"id":{_json_str(job.id)},"name":{_json_str(job.name)},"case":{case_json}'
             f'{parts[0]},"golden":{golden}{parts[1]}'
         )
 
