@@ -57,10 +57,10 @@ def main(argv: list[str]) -> int:
     result = validate(discover(config))  # warm the validators and the file cache
     rounds = 7
     baseline = best_of(rounds, lambda: plain_load(files))
-    from ci_golden.validate_yaml import plain_scalar
+    from ci_golden.validate_yaml import clear_memos
 
     def cold_validate() -> None:
-        plain_scalar.cache_clear()  # every round reads the configs as a first run would
+        clear_memos()  # every round reads the configs as a first run would
         validate(discover(config))
 
     full = best_of(rounds, cold_validate)

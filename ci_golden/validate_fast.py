@@ -28,6 +28,7 @@ _FMAX = sys.float_info.max
 _BLOCK_REQUIRED = frozenset({"start_step", "end_step", "step_interval", "values"})
 _BLOCK_ALLOWED = _BLOCK_REQUIRED | {"value_precision"}
 _NUMBER = (int, float)
+_FLOAT = frozenset({float})
 _SCALAR = frozenset({str, int, float, bool, type(None)})
 
 
@@ -35,19 +36,30 @@ def _step(x: t.Any) -> bool:
     return type(x) is int and 0 <= x <= STEP_MAX
 
 
+def _finite_sum(floats: list[float]) -> bool:
+    """Whether the sum of a list of floats is finite: one cheap pass that proves no item is
+    infinite (JSON reads ``1e400`` as inf) or NaN. When it is not, the exact comparisons decide
+    (a sum of finite values may overflow)."""
+    total = sum(floats)
+    return total - total == 0.0
+
+
 def values_ok(values: list[t.Any]) -> bool:
     """Every item is a finite double-range number or the string ``"nan"``."""
     types = set(map(type, values))
     if not types <= {int, float, str}:
         return False
+    if types == _FLOAT and _finite_sum(values):
+        return True
     if str not in types:
         return max(values) <= _FMAX and min(values) >= -_FMAX
-    if not set(filter(str.__instancecheck__, values)) <= {"nan"}:
+    floats = list(filter(float.__instancecheck__, values))
+    ints = list(filter(int.__instancecheck__, values)) if int in types else []
+    if values.count("nan") != len(values) - len(floats) - len(ints):  # a string other than "nan"
         return False
-    if math.inf in values or -math.inf in values:
+    if not _finite_sum(floats) and (math.inf in floats or -math.inf in floats):
         return False
-    if int in types:  # an integer literal may exceed the range of a double
-        ints = list(filter(int.__instancecheck__, values))
+    if ints:  # an integer literal may exceed the range of a double
         return max(ints) <= _FMAX and min(ints) >= -_FMAX
     return True
 
