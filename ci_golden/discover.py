@@ -303,6 +303,11 @@ class TestCase:
     def _golden_paths(self) -> dict[str, Path]:
         return {name: self.path / name for name in self.golden_files}
 
+    @property
+    def golden_paths(self) -> dict[str, Path]:
+        """Each golden file name of the case and its path (made once per case)."""
+        return self._golden_paths
+
 
 @dataclass(frozen=True)
 class TreeProblem:

@@ -139,8 +139,9 @@ def check_golden_file(path: Path, *, run: tuple[int, str] | None = None) -> tupl
 
 def _name_findings(case: TestCase, config: Config) -> list[Finding]:
     out = []
+    paths = case.golden_paths
     for filename in case.golden_files:
-        path = str(case.path / filename)
+        path = str(paths[filename])
         parsed = GoldenName.parse(filename)
         if parsed is None:
             out.append(finding("CG130", path, "not a golden file name: expected golden_values[_<env>[_<platform>]].json"))
@@ -164,7 +165,7 @@ def check_case(case: TestCase, config: Config) -> tuple[list[Finding], int]:
         model_config, found = _load_model_config(config_path)
         out += found
     else:
-        first = case.path / case.golden_files[0]
+        first = case.golden_paths[case.golden_files[0]]
         out.append(finding("CG143", str(first), f"folder {case.id} holds golden files but no {MODEL_CONFIG}"))
     out += _name_findings(case, config)
     jobs, read = [], set()
@@ -188,8 +189,9 @@ def check_case(case: TestCase, config: Config) -> tuple[list[Finding], int]:
                 )
     run = run_length(model_config) if model_config else None
     loaded: dict[str, t.Any] = {}
+    paths = case.golden_paths
     for filename in case.golden_files:
-        data, found = check_golden_file(case.path / filename, run=run)
+        data, found = check_golden_file(paths[filename], run=run)
         out += found
         if filename in read and data is not None:
             loaded[filename] = data
@@ -209,6 +211,26 @@ def _display(path: str, base: Path) -> str:
     return Path(rel).as_posix() if not rel.startswith("..") else Path(os.path.abspath(path)).as_posix()
 
 
+def _displayer(base: Path) -> t.Callable[[str], str]:
+    """:func:`_display` for many paths against one base, by text: below the base the rest of
+    the normalized absolute path is what relpath gives; elsewhere relpath would climb with
+    "..", so the absolute path is shown. On POSIX these are already in POSIX form."""
+    prefix = os.path.abspath(base) + os.sep
+    if os.sep != "/" or prefix == "//":
+        return lambda path: _display(path, base)
+
+    def display(path: str) -> str:
+        absolute = os.path.abspath(path)  # normalized: relpath's components, joined
+        if absolute.startswith(prefix) and not absolute.endswith("/"):
+            rel = absolute[len(prefix):]
+            return absolute if rel.startswith("..") else rel
+        if absolute == prefix[:-1]:
+            return "."
+        return absolute  # not below the base: relpath would start with ".."
+
+    return display
+
+
 def validate(suite: Suite, selection: Selection | None = None, *, base: Path | None = None) -> ValidationResult:
     """Check the suite (or the cases ``selection`` touches; findings restricted to it).
 
@@ -222,20 +244,21 @@ def validate(suite: Suite, selection: Selection | None = None, *, base: Path | N
         if selection is None or selection.covers(Path(os.path.abspath(problem.path))):
             findings.append(finding(problem.code, str(problem.path), problem.message))
     for case in suite.cases:
-        case_path = Path(os.path.abspath(case.path))
-        if selection is not None and not selection.touches_case(case_path):
+        case_path = Path(os.path.abspath(case.path)) if selection is not None else None
+        if selection is not None and case_path is not None and not selection.touches_case(case_path):
             continue
         found, n = check_case(case, config)
         cases += 1
         files += n
-        if selection is not None:
+        if selection is not None and case_path is not None:
             config_selected = selection.covers(case_path / MODEL_CONFIG)
             found = [
                 f for f in found
                 if selection.covers(Path(os.path.abspath(f.path))) or (f.code in CROSS_FILE_CODES and config_selected)
             ]
         findings += found
-    findings = [replace(f, path=_display(f.path, base)) for f in findings]
+    display = _displayer(base)
+    findings = [replace(f, path=display(f.path)) for f in findings]
     findings.sort(key=lambda f: (f.path, f.line or 0, f.code))
     return ValidationResult(tuple(findings), files, cases)
 

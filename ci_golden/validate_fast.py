@@ -36,7 +36,7 @@ def _step(x: t.Any) -> bool:
     return type(x) is int and 0 <= x <= STEP_MAX
 
 
-def _finite_sum(floats: list[float]) -> bool:
+def _finite_sum(floats: t.Iterable[float]) -> bool:
     """Whether the sum of a list of floats is finite: one cheap pass that proves no item is
     infinite (JSON reads ``1e400`` as inf) or NaN. When it is not, the exact comparisons decide
     (a sum of finite values may overflow)."""
@@ -44,15 +44,16 @@ def _finite_sum(floats: list[float]) -> bool:
     return total - total == 0.0
 
 
-def values_ok(values: list[t.Any]) -> bool:
+def values_ok(items: t.Collection[t.Any]) -> bool:
     """Every item is a finite double-range number or the string ``"nan"``."""
-    types = set(map(type, values))
+    types = set(map(type, items))
     if not types <= {int, float, str}:
         return False
-    if types == _FLOAT and _finite_sum(values):
+    if types == _FLOAT and _finite_sum(items):
         return True
     if str not in types:
-        return max(values) <= _FMAX and min(values) >= -_FMAX
+        return max(items) <= _FMAX and min(items) >= -_FMAX
+    values = list(items)
     floats = list(filter(float.__instancecheck__, values))
     ints = list(filter(int.__instancecheck__, values)) if int in types else []
     if values.count("nan") != len(values) - len(floats) - len(ints):  # a string other than "nan"
@@ -126,7 +127,7 @@ def current_steps(data: dict[str, t.Any]) -> dict[str, list[int] | None] | None:
             if steps is None:
                 return None
             out[name] = steps
-        if not values_ok(list(values.values())):
+        if not values_ok(values.values()):
             return None
     return out
 

@@ -82,14 +82,28 @@ def _check_run_length(metric: str, block: t.Mapping[str, t.Any], steps: list[int
     end, interval = block["end_step"], block["step_interval"]
     where = [metric, "end_step"]
     if end > length:
-        values = block["values"]
-        beyond = [int(k) for k, v in values.items() if v != "nan" and int(k) > length]
-        if beyond:
-            return [(where, "CG113", f"end_step {end} is past the end of the run ({flag} {length}): steps up to {max(beyond)} can never be compared")]
+        top = _last_logged_step(block["values"], length)
+        if top is not None:
+            return [(where, "CG113", f"end_step {end} is past the end of the run ({flag} {length}): steps up to {top} can never be compared")]
         return [(where, "CG114", f"end_step {end} is past the end of the run ({flag} {length}); the steps after it are all \"nan\"")]
     if end + interval <= length:
         return [(where, "CG113", f"end_step {end} stops short of the run ({flag} {length}): steps {end + interval}..{length} are not checked")]
     return []
+
+
+def _last_logged_step(values: t.Mapping[str, t.Any], length: int) -> int | None:
+    """The largest step past ``length`` whose value is not ``"nan"``, else None. Steps in
+    ascending order (the usual case) are read from the end, stopping at the first logged one."""
+    steps = list(map(int, values))
+    if steps != sorted(steps):
+        beyond = [s for s, v in zip(steps, values.values(), strict=True) if v != "nan" and s > length]
+        return max(beyond) if beyond else None
+    for step, value in zip(reversed(steps), reversed(list(values.values())), strict=True):
+        if step <= length:
+            return None
+        if value != "nan":
+            return step
+    return None
 
 
 def check_legacy(data: t.Mapping[str, t.Any]) -> list[Problem]:
