@@ -514,7 +514,18 @@ def unreferenced_goldens(case: TestCase, config: Config, jobs: t.Sequence[Job] |
 
 def close_platform(platform: str, config: Config) -> str | None:
     """A configured platform the unknown name is probably a typo of."""
+    cutoff = 0.8
+    # difflib's first filter (real_quick_ratio), same arithmetic: most unknown names are far
+    # longer or shorter than every configured one, and then difflib need not run
+    if not any(_real_quick_ratio(platform, p) >= cutoff for p in config.platforms):
+        return None
     import difflib
 
-    close = difflib.get_close_matches(platform, list(config.platforms), n=1, cutoff=0.8)
+    close = difflib.get_close_matches(platform, list(config.platforms), n=1, cutoff=cutoff)
     return close[0] if close else None
+
+
+def _real_quick_ratio(a: str, b: str) -> float:
+    """``difflib.SequenceMatcher(None, a, b).real_quick_ratio()``: an upper bound of ratio()."""
+    total = len(a) + len(b)
+    return 2.0 * min(len(a), len(b)) / total if total else 1.0

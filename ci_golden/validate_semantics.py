@@ -54,7 +54,7 @@ def check_current(
         start, end, interval = block["start_step"], block["end_step"], block["step_interval"]
         if known is None:
             if run is not None:
-                out += _check_run_length(metric, block, None, run)
+                out += _check_run_length(metric, block, True, run)
             continue
         steps = sorted(known)  # not exactly a regular grid (see validate_fast.regular_grid)
         bad = off_grid(steps, start, interval)
@@ -73,16 +73,17 @@ def check_current(
         if last != end:
             out.append(([metric, "end_step"], "CG112", f"end_step is {end} but the last step key is {last}"))
         if run is not None:
-            out += _check_run_length(metric, block, steps, run)
+            out += _check_run_length(metric, block, steps == known, run)
     return out
 
 
-def _check_run_length(metric: str, block: t.Mapping[str, t.Any], steps: list[int] | None, run: tuple[int, str]) -> list[Problem]:
+def _check_run_length(metric: str, block: t.Mapping[str, t.Any], ascending: bool, run: tuple[int, str]) -> list[Problem]:
+    """``ascending``: the step keys are in ascending order."""
     length, flag = run
     end, interval = block["end_step"], block["step_interval"]
     where = [metric, "end_step"]
     if end > length:
-        top = _last_logged_step(block["values"], length)
+        top = _last_logged_step(block["values"], length, ascending)
         if top is not None:
             return [(where, "CG113", f"end_step {end} is past the end of the run ({flag} {length}): steps up to {top} can never be compared")]
         return [(where, "CG114", f"end_step {end} is past the end of the run ({flag} {length}); the steps after it are all \"nan\"")]
@@ -91,14 +92,14 @@ def _check_run_length(metric: str, block: t.Mapping[str, t.Any], steps: list[int
     return []
 
 
-def _last_logged_step(values: t.Mapping[str, t.Any], length: int) -> int | None:
+def _last_logged_step(values: dict[str, t.Any], length: int, ascending: bool) -> int | None:
     """The largest step past ``length`` whose value is not ``"nan"``, else None. Steps in
     ascending order (the usual case) are read from the end, stopping at the first logged one."""
-    steps = list(map(int, values))
-    if steps != sorted(steps):
-        beyond = [s for s, v in zip(steps, values.values(), strict=True) if v != "nan" and s > length]
+    if not ascending:
+        beyond = [int(k) for k, v in values.items() if v != "nan" and int(k) > length]
         return max(beyond) if beyond else None
-    for step, value in zip(reversed(steps), reversed(list(values.values())), strict=True):
+    for key, value in zip(reversed(values.keys()), reversed(values.values()), strict=True):
+        step = int(key)
         if step <= length:
             return None
         if value != "nan":
