@@ -168,8 +168,12 @@ def clear_memos() -> None:
 def _read(text: str) -> dict[str, t.Any] | None:
     root: dict[str, t.Any] = {}
     content = False  # an empty document is None for PyYAML
-    # stack of (indent, container); a key whose value is still open waits in `pending`
+    # stack of (indent, container), its top also kept in locals; a key whose value is still
+    # open waits in `pending`
     stack: list[tuple[int, t.Any]] = [(-1, root)]
+    top_indent: int = -1
+    container: t.Any = root
+    in_list = False  # whether container is a list
     pending: tuple[int, dict[str, t.Any], str] | None = None
     for raw in text.split("\n"):
         parsed = _parse_line(raw)
@@ -183,22 +187,25 @@ def _read(text: str) -> dict[str, t.Any] | None:
             p_indent, p_map, p_key = pending
             pending = None
             if dash and indent >= p_indent:
-                p_map[p_key] = []
-                stack.append((indent, p_map[p_key]))
+                container = p_map[p_key] = []
+                top_indent, in_list = indent, True
+                stack.append((indent, container))
             elif not dash and indent > p_indent:
-                p_map[p_key] = {}
-                stack.append((indent, p_map[p_key]))
-        while stack[-1][0] > indent or (stack[-1][0] == indent and not dash and isinstance(stack[-1][1], list)):
+                container = p_map[p_key] = {}
+                top_indent, in_list = indent, False
+                stack.append((indent, container))
+        while top_indent > indent or (top_indent == indent and not dash and in_list):
             stack.pop()
-        top_indent, container = stack[-1]
+            top_indent, container = stack[-1]
+            in_list = isinstance(container, list)
         if dash:
-            if not isinstance(container, list) or top_indent != indent:
+            if not in_list or top_indent != indent:
                 return None
             if error is not None:
                 raise error
             container.append(list(value) if is_list else value)
             continue
-        if isinstance(container, list) or (top_indent != indent and container is not root) or (container is root and indent):
+        if in_list or (top_indent != indent and container is not root) or (container is root and indent):
             return None
         if open_:
             container[key] = None
