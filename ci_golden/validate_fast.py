@@ -29,6 +29,7 @@ _BLOCK_REQUIRED = frozenset({"start_step", "end_step", "step_interval", "values"
 _BLOCK_ALLOWED = _BLOCK_REQUIRED | {"value_precision"}
 _NUMBER = (int, float)
 _FLOAT = frozenset({float})
+_STR = frozenset({str})
 _SCALAR = frozenset({str, int, float, bool, type(None)})
 
 
@@ -113,6 +114,9 @@ def current_steps(data: dict[str, t.Any]) -> dict[str, list[int] | None] | None:
     if not data:
         return None
     out: dict[str, list[int] | None] = {}
+    # the blocks of a document mostly share one grid, and the JSON parser shares their key
+    # strings, so comparing with the last regular block's keys goes by identity
+    last: tuple[int, int, int, list[str]] | None = None
     for name, block in data.items():
         if not name or not _block_head_ok(block):
             return None
@@ -120,8 +124,12 @@ def current_steps(data: dict[str, t.Any]) -> dict[str, list[int] | None] | None:
         if type(values) is not dict or not values:
             return None
         keys = list(values)
-        if regular_grid(keys, block["start_step"], block["end_step"], block["step_interval"]):
+        grid = block["start_step"], block["end_step"], block["step_interval"]
+        if last is not None and last[:3] == grid and keys == last[3]:
             out[name] = None
+        elif regular_grid(keys, *grid):
+            out[name] = None
+            last = (*grid, keys)
         else:
             steps = step_keys(keys)
             if steps is None:
@@ -234,17 +242,14 @@ def _model_env_vars_ok(x: t.Any) -> bool:
 def _model_args_ok(x: t.Any) -> bool:
     if x is None:
         return True
-    if type(x) is not dict:
+    if type(x) is not dict or not set(map(type, x)) <= _STR or "" in x:  # non-empty string keys
         return False
-    for key, value in x.items():
-        if type(key) is not str or not key:
+    types = set(map(type, x.values()))
+    if list in types:
+        if not all(set(map(type, v)) <= _SCALAR for v in x.values() if type(v) is list):
             return False
-        if type(value) is list:
-            if not set(map(type, value)) <= _SCALAR:
-                return False
-        elif type(value) not in _SCALAR:
-            return False
-    return True
+        types.discard(list)
+    return types <= _SCALAR
 
 
 def _script_ok(x: t.Any) -> bool:
