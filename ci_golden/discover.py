@@ -465,8 +465,9 @@ def case_job_goldens(
     return out
 
 
-def case_jobs(case: TestCase, config: Config) -> list[Job]:
-    """Every job of a case, in config order (environments, then their platforms).
+def case_jobs(case: TestCase, config: Config, slots: t.Sequence[JobSlot] | None = None) -> list[Job]:
+    """Every job of a case, in config order (environments, then their platforms); ``slots``
+    are ``job_slots(config)``, passed in when checking many cases.
 
     Raises :class:`ConfigError` when the case's ``CI_GOLDEN`` block names an unknown
     platform or environment.
@@ -474,7 +475,7 @@ def case_jobs(case: TestCase, config: Config) -> list[Job]:
     paths = case._golden_paths
     return [
         Job(case.id, slot.environment, slot.platform, None if golden is None else paths[golden])
-        for slot, golden in case_job_goldens(case, config)
+        for slot, golden in case_job_goldens(case, config, slots)
     ]
 
 

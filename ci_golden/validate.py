@@ -20,10 +20,12 @@ from ci_golden.discover import (
     MODEL_CONFIG,
     SECOND_PHASE_SUFFIX,
     GoldenName,
+    JobSlot,
     Suite,
     TestCase,
     case_jobs,
     close_platform,
+    job_slots,
     unreferenced_goldens,
 )
 from ci_golden.errors import ConfigError, InputError
@@ -156,8 +158,9 @@ def _name_findings(case: TestCase, config: Config) -> list[Finding]:
     return out
 
 
-def check_case(case: TestCase, config: Config) -> tuple[list[Finding], int]:
-    """All findings of one case, and the number of files read."""
+def check_case(case: TestCase, config: Config, *, slots: t.Sequence[JobSlot] | None = None) -> tuple[list[Finding], int]:
+    """All findings of one case, and the number of files read (``slots``: ``job_slots(config)``,
+    passed in when checking many cases)."""
     out: list[Finding] = []
     config_path = case.config_path
     model_config: dict[str, t.Any] | None = None
@@ -171,7 +174,7 @@ def check_case(case: TestCase, config: Config) -> tuple[list[Finding], int]:
     jobs, read = [], set()
     if model_config is not None or not case.has_config:
         try:
-            jobs = case_jobs(case, config)
+            jobs = case_jobs(case, config, slots)
             for u in unreferenced_goldens(case, config, jobs):
                 out.append(finding(_UNREFERENCED_CODE[u.kind], str(u.path), f"unreferenced: {u.reason}"))
         except ConfigError as e:
@@ -240,6 +243,7 @@ def validate(suite: Suite, selection: Selection | None = None, *, base: Path | N
     config = suite.config
     findings: list[Finding] = []
     files = cases = 0
+    slots = job_slots(config)
     for problem in suite.problems:
         if selection is None or selection.covers(Path(os.path.abspath(problem.path))):
             findings.append(finding(problem.code, str(problem.path), problem.message))
@@ -247,7 +251,7 @@ def validate(suite: Suite, selection: Selection | None = None, *, base: Path | N
         case_path = Path(os.path.abspath(case.path)) if selection is not None else None
         if selection is not None and case_path is not None and not selection.touches_case(case_path):
             continue
-        found, n = check_case(case, config)
+        found, n = check_case(case, config, slots=slots)
         cases += 1
         files += n
         if selection is not None and case_path is not None:

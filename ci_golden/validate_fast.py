@@ -85,9 +85,12 @@ def _block_head_ok(block: t.Any) -> bool:
     keys = block.keys()
     if not (keys >= _BLOCK_REQUIRED and keys <= _BLOCK_ALLOWED):
         return False
-    if not (_step(block["start_step"]) and _step(block["end_step"]) and _step(block["step_interval"])):
+    start, end, interval = block["start_step"], block["end_step"], block["step_interval"]
+    if not (type(start) is int and type(end) is int and type(interval) is int):  # _step, inlined
         return False
-    return block["step_interval"] >= 1 and block.get("value_precision", "full") == "full"
+    if not (0 <= start <= STEP_MAX and 0 <= end <= STEP_MAX and 1 <= interval <= STEP_MAX):
+        return False
+    return block.get("value_precision", "full") == "full"
 
 
 @functools.lru_cache(maxsize=512)
