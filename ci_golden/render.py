@@ -19,7 +19,7 @@ import numpy as np
 
 from ci_golden.errors import UsageError
 from ci_golden.report import Report
-from ci_golden.result import FAILING, CaseResult, MetricResult, Verdict, dumps_json
+from ci_golden.result import CaseResult, MetricResult, Verdict, dumps_json, failing_verdicts
 
 MARKER = "<!-- ci-golden:verdict={verdict} -->"
 MIN_CHARS = 1000
@@ -315,7 +315,7 @@ def render_junit(report: Report) -> str:
             if verdict == "error":
                 ET.SubElement(tc, "error", message=text, type=verdict).text = text
                 counts["errors"] += 1
-            elif verdict in FAILING or (verdict == "drift" and not report.allow_drift):
+            elif verdict in failing_verdicts(allow_drift=report.allow_drift):
                 ET.SubElement(tc, "failure", message=text, type=verdict).text = text
                 counts["failures"] += 1
             elif verdict == "no-golden":

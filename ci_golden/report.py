@@ -12,11 +12,11 @@ from pathlib import Path
 
 from ci_golden.errors import InputError
 from ci_golden.result import (
-    FAILING,
     RESULT_FILE,
     SEVERITY,
     CaseResult,
     Verdict,
+    failing_verdicts,
     parse_result,
     worst,
 )
@@ -92,7 +92,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return self.verdict not in (FAILING if self.allow_drift else FAILING | {"drift"})
+        return self.verdict not in failing_verdicts(allow_drift=self.allow_drift)
 
     def to_dict(self) -> dict[str, t.Any]:
         return {

@@ -20,6 +20,11 @@ VERDICTS: tuple[Verdict, ...] = t.get_args(Verdict)
 # most severe first; the overall verdict of a set is the first one present
 SEVERITY: tuple[Verdict, ...] = ("error", "fail", "missing", "drift", "no-golden", "pass")
 FAILING: frozenset[str] = frozenset({"error", "fail", "missing"})
+
+
+def failing_verdicts(*, allow_drift: bool = False) -> frozenset[str]:
+    """The verdicts that fail a job: drift too, unless it is allowed."""
+    return FAILING if allow_drift else FAILING | {"drift"}
 RESULT_VERSION = 1
 RESULT_FILE = "result.json"  # the name of a job's result in its output folder
 
@@ -252,7 +257,7 @@ class CaseResult:
 
 def exit_code(results: t.Iterable[CaseResult], *, allow_drift: bool = False) -> int:
     """1 when any job is fail, missing or error, or drift unless ``allow_drift``; else 0."""
-    bad = FAILING if allow_drift else FAILING | {"drift"}
+    bad = failing_verdicts(allow_drift=allow_drift)
     return 1 if any(r.verdict in bad for r in results) else 0
 
 

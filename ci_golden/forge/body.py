@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci_golden.errors import InputError
-from ci_golden.result import FAILING
+from ci_golden.result import failing_verdicts
 
 VERDICT_RE = re.compile(r"^<!-- ci-golden:verdict=(?P<verdict>[a-z-]+) -->$")
 # verdicts that fail the pipeline (as Report.ok): --only-on-regression creates a comment for them
-REGRESSIONS = FAILING | {"drift"}
+REGRESSIONS = failing_verdicts()
 _DETAILS_RE = re.compile(r"(?m)^[ \t]*<details\b")
 
 
