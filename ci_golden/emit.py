@@ -15,7 +15,7 @@ import typing as t
 from collections import Counter
 
 from ci_golden.errors import UsageError
-from ci_golden.matrix import MatrixJob, Selection
+from ci_golden.matrix import JobList, JobRow, MatrixJob, Selection
 
 GITHUB_MAX_JOBS = 256
 GITHUB_MAX_OUTPUT_BYTES = 1024 * 1024
@@ -103,30 +103,56 @@ def _json(value: t.Any) -> str:
 
 
 def _github_entries(jobs: t.Sequence[MatrixJob]) -> t.Iterator[str]:
-    """Each job's entry as ``_json(job.entry())`` gives it, written from parts: the parts that
-    repeat (environment, platform, labels, the numbers) are encoded once per render."""
-    shared: dict[tuple[t.Any, ...], tuple[str, str]] = {}
-    case, case_json = None, ""  # a case's jobs come together: its id is encoded once for them
-    for job in jobs:
-        if job.case is not case:
-            case = job.case
-            case_json = _json_str(case)
-        key = (job.environment, job.platform, job.runs_on, job.n_repeat, job.time_limit, job.nodes, job.gpus)
-        # only plain ints share parts (True == 1 and 1.0 == 1 as keys, but not in JSON)
-        if not (type(key[3]) is int and type(key[4]) is int and type(key[5]) is int and type(key[6]) is int):
+    """Each job's entry as ``_json(job.entry())`` gives it. A :class:`JobList` is written a case
+    at a time: one template per (rows, numbers), filled with each case's values."""
+    if not isinstance(jobs, JobList):
+        for job in jobs:
             yield _json(job.entry())
+        return
+    templates: dict[tuple[int, int, int, int], str] = {}
+    for group in jobs.groups:
+        case, label, folder, rows, n_repeat, time_limit, nodes, plain = group
+        # only plain ints go into a template (True == 1 as a key, but not in JSON)
+        if not (plain and type(n_repeat) is int and type(time_limit) is int and type(nodes) is int):
+            for job in group.jobs():
+                yield _json(job.entry())
             continue
-        parts = shared.get(key)
-        if parts is None:
-            entry = job.entry()
-            head = _json({"environment": entry["environment"], "platform": entry["platform"], "runs-on": entry["runs-on"]})
-            tail = _json({k: entry[k] for k in ("n_repeat", "time_limit", "nodes", "gpus")})
-            parts = shared[key] = ("," + head[1:-1], "," + tail[1:])
-        golden = "null" if job.golden is None else _json_str(job.golden)
-        yield (
-            f'{{"id":{_json_str(job.id)},"name":{_json_str(job.name)},"case":{case_json}'
-            f'{parts[0]},"golden":{golden}{parts[1]}'
-        )
+        key = (id(rows), n_repeat, time_limit, nodes)  # the groups keep the rows alive
+        template = templates.get(key)
+        if template is None:
+            template = templates[key] = _case_template(rows, n_repeat, time_limit, nodes)
+        # a plain case's id, and so its label, needs no JSON escaping; its folder may
+        yield template % ((case.replace("/", "__"), label, case, _json_str(folder)[1:-1]) * len(rows))
+
+
+@functools.lru_cache(maxsize=256)
+def _case_template(rows: tuple[JobRow, ...], n_repeat: int, time_limit: int, nodes: int) -> str:
+    """The entries of a plain case's jobs as a ``%`` template that takes, per job, the case's id
+    prefix, label, id and folder (JSON-escaped); a job without a golden skips the folder."""
+
+    def lit(value: t.Any) -> str:
+        return _json(value).replace("%", "%%")
+
+    def inner(text: str) -> str:  # escaping a part is the same in any string it is put into
+        return lit(text)[1:-1]
+
+    numbers = f',"n_repeat":{lit(n_repeat)},"time_limit":{lit(time_limit)},"nodes":{lit(nodes)}'
+    return ",".join(
+        f'{{"id":"%s{inner(row.id_suffix)}","name":"%s{inner(row.name_suffix)}","case":"%s"'
+        f',"environment":{lit(row.environment)},"platform":{lit(row.platform)}'
+        f',"runs-on":{lit(list(row.runs_on))},"golden":'
+        + ("null%.0s" if row.golden is None else f'"%s{inner("/" + row.golden)}"')
+        + f'{numbers},"gpus":{lit(row.gpus)}}}'
+        for row in rows
+    )
+
+
+def _runners(jobs: t.Sequence[MatrixJob]) -> dict[tuple[str, tuple[str, ...]], None]:
+    """The (platform, runs-on) pairs of the jobs, in order (a job list's from its cases' rows)."""
+    if not isinstance(jobs, JobList):
+        return dict.fromkeys((job.platform, job.runs_on) for job in jobs)
+    rows = {id(group.rows): group.rows for group in jobs.groups}
+    return dict.fromkeys((row.platform, row.runs_on) for each in rows.values() for row in each)
 
 
 def render_github(selection: Selection) -> str:
@@ -139,11 +165,11 @@ def render_github(selection: Selection) -> str:
             f"split it into several matrix jobs, one per --platform ({_platform_counts(jobs)}), "
             f"or with --shard K/{shards} for K = 1..{shards}"
         )
-    for job in jobs:
-        if not job.runs_on:
+    for platform, runs_on in _runners(jobs):
+        if not runs_on:
             raise MatrixLimitError(
-                f"platform {job.platform!r} has no GitHub runner labels; "
-                f"set platforms.{job.platform}.github.runs-on in the project config"
+                f"platform {platform!r} has no GitHub runner labels; "
+                f"set platforms.{platform}.github.runs-on in the project config"
             )
     text = '{"include":[' + ",".join(_github_entries(jobs)) + "]}"
     if len(text) > GITHUB_MAX_OUTPUT_BYTES:  # ASCII: as many bytes as characters

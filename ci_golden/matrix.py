@@ -7,9 +7,11 @@ and records why each case was kept or left out. Emitters live in ``ci_golden.emi
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import functools
 import hashlib
+import itertools
 import re
 import typing as t
 from collections import Counter
@@ -74,7 +76,7 @@ class Filters:
 class Selection:
     """The selected jobs, and per case why it was selected or left out."""
 
-    jobs: tuple[MatrixJob, ...]
+    jobs: t.Sequence[MatrixJob]
     selected: tuple[tuple[str, str], ...] = ()
     skipped: tuple[tuple[str, str], ...] = ()
     n_cases: int = 0
@@ -138,110 +140,185 @@ def _rel(path: Path, root: Path) -> str:
     return text[len(prefix) :] if text.startswith(prefix) else text
 
 
-# per job of a case: environment, platform, id suffix (and whether it is id-safe), name suffix,
-# runs-on, tags, gpus, golden file name
-_JobPlan = tuple[str, str, str, bool, str, tuple[str, ...], tuple[str, ...], int, "str | None"]
+class JobRow(t.NamedTuple):
+    """What a job has that does not depend on its case: its environment and platform, the
+    platform's runner settings and the golden file name. Cases with the same golden files and
+    settings share their rows."""
+
+    environment: str
+    platform: str
+    id_suffix: str  # "__<environment>__<platform>"
+    name_suffix: str  # " <environment> <platform>"
+    runs_on: tuple[str, ...]
+    tags: tuple[str, ...]
+    gpus: int
+    golden: str | None  # a file name in the case folder
+
+
+class CaseJobs(t.NamedTuple):
+    """The selected jobs of one case: a row per job, and what its jobs share."""
+
+    case: str
+    label: str
+    folder: str  # relative to the project root (POSIX)
+    rows: tuple[JobRow, ...]
+    n_repeat: int
+    time_limit: int
+    nodes: int
+    plain: bool  # each job's id is id_prefix + id_suffix and its name label + name_suffix
+
+    @property
+    def id_prefix(self) -> str:
+        return self.case.replace("/", "__")
+
+    def jobs(self) -> list[MatrixJob]:
+        case, label, folder, rows, n_repeat, time_limit, nodes, plain = self
+        folder += "/"
+        if not plain:  # an id or name that needs a hash
+            return [
+                MatrixJob(
+                    job_id(case, r.environment, r.platform), job_name(label, case, r.environment, r.platform),
+                    case, r.environment, r.platform, r.runs_on, r.tags,
+                    None if r.golden is None else folder + r.golden, n_repeat, time_limit, nodes, r.gpus,
+                )
+                for r in rows
+            ]  # fmt: skip
+        id_prefix = self.id_prefix
+        make = MatrixJob._make  # from one tuple: cheaper than the twelve-argument constructor
+        return [
+            make((
+                id_prefix + id_suffix, label + name_suffix, case, env, platform, runs_on, tags,
+                None if golden is None else folder + golden, n_repeat, time_limit, nodes, gpus,
+            ))
+            for env, platform, id_suffix, name_suffix, runs_on, tags, gpus, golden in rows
+        ]  # fmt: skip
+
+
+class JobList(t.Sequence[MatrixJob]):
+    """The jobs of a selection, stored per case (:class:`CaseJobs`). A :class:`MatrixJob` is made
+    only when one is asked for, so an emitter can write tens of thousands of jobs case by case.
+    Slices are job lists too (``--shard`` takes one)."""
+
+    def __init__(self, groups: t.Iterable[CaseJobs] = ()) -> None:
+        self.groups = tuple(groups)
+        self._ends = list(itertools.accumulate(len(g.rows) for g in self.groups))
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def __iter__(self) -> t.Iterator[MatrixJob]:
+        for group in self.groups:
+            yield from group.jobs()
+
+    @t.overload
+    def __getitem__(self, index: int) -> MatrixJob: ...
+
+    @t.overload
+    def __getitem__(self, index: slice) -> JobList: ...
+
+    def __getitem__(self, index: int | slice) -> MatrixJob | JobList:
+        if isinstance(index, slice):
+            return self._slice(index)
+        position = index + len(self) if index < 0 else index
+        if not 0 <= position < len(self):
+            raise IndexError("job index out of range")
+        g = bisect.bisect_right(self._ends, position)
+        group = self.groups[g]
+        return group.jobs()[position - self._ends[g] + len(group.rows)]
+
+    def _slice(self, index: slice) -> JobList:
+        start, stop, step = index.indices(len(self))
+        if step < 1:
+            raise ValueError("a job list is sliced forwards only")
+        out = []
+        g = bisect.bisect_right(self._ends, start)
+        while g < len(self.groups) and start < stop:
+            group, end = self.groups[g], self._ends[g]
+            begin = end - len(group.rows)
+            rows = group.rows[start - begin : min(stop, end) - begin : step]
+            if rows:
+                out.append(group if len(rows) == len(group.rows) else group._replace(rows=rows))
+            if end > start:  # the first index at or after end that the slice takes
+                start += -(-(end - start) // step) * step
+            g += 1
+        return JobList(out)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (JobList, tuple, list)):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"<JobList: {len(self)} jobs of {len(self.groups)} cases>"
 
 
 class _Expansion:
     """What every case's expansion shares, worked out once per suite: per (environment,
-    platform) the id and name suffixes and the platform's runner settings, and per distinct
-    (golden files, CI_GOLDEN settings) of the cases the jobs they give."""
+    platform) its :class:`JobRow` parts, and per distinct (golden files, CI_GOLDEN settings) of
+    the cases the rows they give."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.root_prefix = config.root.as_posix().rstrip("/") + "/"
         self.slots = job_slots(config)
-        self.per_slot: dict[JobSlot, tuple[str, bool, str, tuple[str, ...], tuple[str, ...], int]] = {}
+        self.per_slot: dict[JobSlot, tuple[str, str, str, str, tuple[str, ...], tuple[str, ...], int]] = {}
         for slot in self.slots:
             platform = config.platforms[slot.platform]
-            id_suffix = f"__{slot.environment}__{slot.platform}"
             self.per_slot[slot] = (
-                id_suffix,
-                _ID_SAFE.search(id_suffix) is None,
+                slot.environment,
+                slot.platform,
+                f"__{slot.environment}__{slot.platform}",
                 f" {slot.environment} {slot.platform}",
                 platform.runs_on,
                 platform.tags,
                 platform.gpus_per_node,
             )
-        suffixes = self.per_slot.values()
+        parts = self.per_slot.values()
         # a case whose id prefix is safe and short enough against these needs no per-job checks
-        self.suffixes_safe = all(safe for _, safe, *_ in suffixes)
-        self.longest_id_suffix = max((len(s[0]) for s in suffixes), default=0)
-        self.longest_name_suffix = max((len(s[2]) for s in suffixes), default=0)
-        # (golden files, id(settings)) -> (settings, its jobs, n_repeat, time_limit, nodes)
-        self.plans: dict[tuple[tuple[str, ...], int], tuple[CaseSettings, list[_JobPlan], int, int, int]] = {}
+        self.suffixes_safe = all(_ID_SAFE.search(p[2]) is None for p in parts)
+        self.longest_id_suffix = max((len(p[2]) for p in parts), default=0)
+        self.longest_name_suffix = max((len(p[3]) for p in parts), default=0)
+        # (golden files, id(settings)) -> (settings, its rows, n_repeat, time_limit, nodes)
+        self.plans: dict[tuple[tuple[str, ...], int], tuple[CaseSettings, tuple[JobRow, ...], int, int, int]] = {}
 
-    def _plan(self, case: TestCase) -> tuple[CaseSettings, list[_JobPlan], int, int, int]:
-        """The jobs of a case as far as they do not depend on its id: the same for every case
-        with the same golden files and settings (checked, for the first, by case_job_goldens)."""
+    def plan(self, case: TestCase) -> tuple[CaseSettings, tuple[JobRow, ...], int, int, int]:
+        """The rows of a case's jobs: the same for every case with the same golden files and
+        settings (checked, for the first, by case_job_goldens)."""
         settings = case.settings
         key = (case.golden_files, id(settings))
         plan = self.plans.get(key)
         if plan is None or plan[0] is not settings:
             defaults = self.config.defaults
-            jobs = [
-                (slot.environment, slot.platform, *self.per_slot[slot], golden)
+            rows = tuple(
+                JobRow(*self.per_slot[slot], golden)
                 for slot, golden in case_job_goldens(case, self.config, self.slots)
-            ]
+            )
             plan = self.plans[key] = (
                 settings,
-                jobs,
+                rows,
                 settings.n_repeat or defaults.n_repeat,
                 settings.time_limit or defaults.time_limit,
                 settings.nodes or defaults.nodes,
             )
         return plan
 
-    def jobs(
-        self, case: TestCase, label: str, plan: list[_JobPlan], n_repeat: int, time_limit: int, nodes: int
-    ) -> list[MatrixJob]:
-        """The MatrixJobs of ``plan`` (some of ``self._plan(case)``'s)."""
+    def case_jobs(
+        self, case: TestCase, label: str, rows: tuple[JobRow, ...], n_repeat: int, time_limit: int, nodes: int
+    ) -> CaseJobs:
         text = case.folder  # _rel(case.path, config.root), on the text of the path
         prefix = self.root_prefix
-        folder = (text[len(prefix) :] if text.startswith(prefix) else text) + "/"
-        case_id = case.id
-        id_prefix = case_id.replace("/", "__")
-        if not (
+        folder = text[len(prefix) :] if text.startswith(prefix) else text
+        id_prefix = case.id.replace("/", "__")
+        plain = (
             self.suffixes_safe
             and len(id_prefix) + self.longest_id_suffix <= MAX_ID
             and len(label) + self.longest_name_suffix <= MAX_NAME
             and _ID_SAFE.search(id_prefix) is None
-        ):
-            return self._checked_jobs(case, label, plan, n_repeat, time_limit, nodes)
-        make = MatrixJob._make  # from one tuple: cheaper than the twelve-argument constructor
-        return [
-            make((
-                id_prefix + id_suffix, label + name_suffix, case_id, env, platform, runs_on, tags,
-                None if golden is None else folder + golden, n_repeat, time_limit, nodes, gpus,
-            ))
-            for env, platform, id_suffix, _, name_suffix, runs_on, tags, gpus, golden in plan
-        ]
-
-    def _checked_jobs(
-        self, case: TestCase, label: str, plan: list[_JobPlan], n_repeat: int, time_limit: int, nodes: int
-    ) -> list[MatrixJob]:
-        """:meth:`jobs` for a case whose ids or names may need a hash: checked job by job."""
-        text = case.folder
-        prefix = self.root_prefix
-        folder = text[len(prefix) :] if text.startswith(prefix) else text
-        case_id = case.id
-        id_prefix = case_id.replace("/", "__")
-        id_safe = _ID_SAFE.search(id_prefix) is None
-        jobs = []
-        for env, platform, id_suffix, suffix_safe, name_suffix, runs_on, tags, gpus, golden in plan:
-            id_ = id_prefix + id_suffix
-            if not (id_safe and suffix_safe and len(id_) <= MAX_ID):
-                id_ = job_id(case_id, env, platform)
-            name = label + name_suffix
-            if len(name) > MAX_NAME:
-                name = job_name(label, case_id, env, platform)
-            jobs.append(MatrixJob(
-                id_, name, case_id, env, platform, runs_on, tags,
-                None if golden is None else f"{folder}/{golden}",
-                n_repeat, time_limit, nodes, gpus,
-            ))  # fmt: skip
-        return jobs
+        )
+        return CaseJobs(case.id, label, folder, rows, n_repeat, time_limit, nodes, plain)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -353,7 +430,7 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
     expansion = _Expansion(config)
     default_scopes = (config.default_scope,)
     scope_reason = f"scope {scope}"
-    jobs: list[MatrixJob] = []
+    groups: list[CaseJobs] = []
     selected: list[tuple[str, str]] = []
     skipped: list[tuple[str, str]] = []
     for case in suite.cases:
@@ -366,7 +443,7 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
             reasons.append(f"--case {matched[0]}")
         # every case in the selection's reach is expanded (and so checked), selected or not;
         # only the jobs of selected ones are built
-        settings, plan, n_repeat, time_limit, nodes = expansion._plan(case)
+        settings, plan, n_repeat, time_limit, nodes = expansion.plan(case)
         scopes = settings.scopes or default_scopes
         if scope not in scopes:
             skipped.append((case.id, f"not in scope {scope}: its scopes are {', '.join(scopes)}"))
@@ -391,25 +468,26 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
             continue
         kept = plan
         if filters.platforms or filters.environments:
-            kept = [
-                j
-                for j in plan
-                if (not filters.platforms or j[1] in filters.platforms)
-                and (not filters.environments or j[0] in filters.environments)
-            ]
+            kept = tuple(
+                row
+                for row in plan
+                if (not filters.platforms or row.platform in filters.platforms)
+                and (not filters.environments or row.environment in filters.environments)
+            )
         if not kept:
             skipped.append(
                 (
                     case.id,
                     "has no job on the selected platforms and environments: it has "
-                    + ", ".join(f"{j[0]}/{j[1]}" for j in plan),
+                    + ", ".join(f"{row.environment}/{row.platform}" for row in plan),
                 )
             )
             continue
         if filters.n_repeat is not None:
             n_repeat = filters.n_repeat
-        jobs.extend(expansion.jobs(case, labels[case.id], kept, n_repeat, time_limit, nodes))
+        groups.append(expansion.case_jobs(case, labels[case.id], kept, n_repeat, time_limit, nodes))
         selected.append((case.id, "; ".join(reasons)))
+    jobs = JobList(groups)
     if filters.shard is not None:
         k, n = filters.shard
         total = len(jobs)
@@ -417,7 +495,7 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
         if not jobs:
             notes.append(f"shard {k}/{n} is empty: the selection has {total} jobs")
     return Selection(
-        jobs=tuple(jobs),
+        jobs=jobs,
         selected=tuple(selected),
         skipped=tuple(skipped),
         n_cases=len(suite.cases),

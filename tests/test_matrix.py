@@ -11,12 +11,25 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ci_golden import emit
 from ci_golden.config import load_config
 from ci_golden.discover import discover, unreferenced_goldens
 from ci_golden.errors import UsageError
-from ci_golden.matrix import ENTRY_KEYS, Filters, MatrixJob, Selection, glob_match, job_id, select
+from ci_golden.matrix import (
+    ENTRY_KEYS,
+    CaseJobs,
+    Filters,
+    JobList,
+    JobRow,
+    MatrixJob,
+    Selection,
+    glob_match,
+    job_id,
+    select,
+)
 
 CONFIG = """\
 test_cases: test_cases
@@ -208,6 +221,64 @@ def test_n_repeat_override_and_shards_partition_the_selection(project: Path) -> 
     assert [len(s) for s in shards] == [2, 1, 1]
     empty = _select(project, shard=(5, 5))
     assert empty.jobs == () and empty.why_empty == "shard 5/5 is empty: the selection has 4 jobs"
+
+
+def _rows(n: int) -> tuple[JobRow, ...]:
+    return tuple(
+        JobRow("dev", f"p{i}", f"__dev__p{i}", f" dev p{i}", ("self-hosted",), ("p",), 8, "golden_values.json")
+        for i in range(n)
+    )  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 4), max_size=12),
+    start=st.none() | st.integers(-30, 40),
+    stop=st.none() | st.integers(-30, 40),
+    step=st.none() | st.integers(1, 7),
+)
+def test_a_job_list_indexes_and_slices_as_the_tuple_of_its_jobs(
+    sizes: list[int], start: int | None, stop: int | None, step: int | None
+) -> None:
+    jobs = JobList(
+        CaseJobs(f"m/c{g}", f"c{g}", f"test_cases/m/c{g}", _rows(n), 1, 60, 1, True)
+        for g, n in enumerate(sizes)
+    )
+    every = tuple(jobs)
+    assert len(jobs) == len(every) == sum(sizes) and jobs == every
+    assert [jobs[i] for i in range(-len(every), len(every))] == [*every, *every]
+    for bad in (len(every), -len(every) - 1):
+        with pytest.raises(IndexError):
+            jobs[bad]
+    part = jobs[start:stop:step]
+    assert type(part) is JobList and tuple(part) == every[start:stop:step]
+    assert all(g.rows for g in part.groups)  # no case without a job
+
+
+def test_a_job_list_renders_as_its_jobs_one_by_one(tmp_path: Path) -> None:
+    """The per-case templates write what each job's own entry gives, also for names that are
+    escaped or hashed, a folder that needs JSON escaping, a job without a golden and shards."""
+    cases = {
+        **CASES,
+        "model/a b": {"golden_values_dev_h100.json": "{}"},  # an id that needs a hash
+        "model/" + "l" * 250: {"golden_values.json": "{}"},  # a name that needs a hash
+        "model/h%s\\é": {"golden_values.json": "{}"},
+        "new/case": {"model_config.yaml": "CI_GOLDEN:\n  platforms: [h100]\n"},  # no golden yet
+    }
+    config = CONFIG.replace("test_cases: test_cases", "test_cases: 'te\"st %s é'")
+    project = make_project(tmp_path / "proj", config, cases)
+    (project / "test_cases").rename(project / 'te"st %s é')
+    for kw in ({}, {"scope": "nightly"}, {"n_repeat": 3}, {"shard": (2, 3)}, {"platforms": ("a100",)}):
+        jobs = _select(project, **kw).jobs
+        assert type(jobs) is JobList and jobs, kw
+        plain = [g.plain for g in jobs.groups]
+        for chunk in (jobs, jobs[1:], jobs[:3], jobs[::2]):
+            assert emit.render_github(Selection(chunk)) == emit.render_github(Selection(tuple(chunk)))
+    assert True in plain and False in plain
+    entries = json.loads(emit.render_github(_select(project)))["include"]
+    assert {e["golden"] for e in entries} >= {
+        None, 'te"st %s é/model/h%s\\é/golden_values.json'
+    }
 
 
 def test_glob_semantics() -> None:
