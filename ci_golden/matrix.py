@@ -1,8 +1,10 @@
 """Expansion and selection: the suite's jobs, and which of them a CI run gets.
 
 ``select`` turns the cases that pass the filters (scope, platform, environment, case globs,
-changed files, shard) into their jobs (``discover.case_jobs``) with the settings a runner needs,
-and records why each case was kept or left out. Emitters live in ``ci_golden.emit``.
+changed files, shard) into their jobs (``discover.case_job_goldens``) with the settings a runner
+needs, and records why each case was kept or left out. The jobs are kept per case (a
+:class:`JobList` of :class:`CaseJobs`) and made into :class:`MatrixJob` s when asked for.
+Emitters live in ``ci_golden.emit``.
 """
 
 from __future__ import annotations
