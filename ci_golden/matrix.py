@@ -167,7 +167,9 @@ class CaseJobs(t.NamedTuple):
     n_repeat: int
     time_limit: int
     nodes: int
-    plain: bool  # each job's id is id_prefix + id_suffix and its name label + name_suffix
+    # each job's id is id_prefix + id_suffix (so the id has only [A-Za-z0-9._/-], which JSON
+    # takes unescaped, and so has the label) and its name label + name_suffix; set by select
+    plain: bool
 
     @property
     def id_prefix(self) -> str:
