@@ -167,7 +167,7 @@ class CaseJobs(t.NamedTuple):
     n_repeat: int
     time_limit: int
     nodes: int
-    # each job's id is id_prefix + id_suffix (so the id has only [A-Za-z0-9._/-], which JSON
+    # each job's id is id_prefix + id_suffix (so the case id has only [A-Za-z0-9._/-], which JSON
     # takes unescaped, and so has the label) and its name label + name_suffix; set by select
     plain: bool
 
