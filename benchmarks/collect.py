@@ -1,8 +1,9 @@
-"""Benchmark: reading TensorBoard scalars, ci_golden's reader against TensorBoard's EventAccumulator.
+"""Benchmark: reading TensorBoard scalars, ci_golden's reader against TensorBoard's
+EventAccumulator.
 
 One event file with 8 tags x 100,000 steps (800,000 scalar summaries, one per event, as Megatron
 writes them) is written, then read in the same process by
-``ci_golden.tfevents.read_event_folder`` and by ``EventAccumulator`` with size_guidance 0 (keep
+``ci_golden.run.tfevents.read_event_folder`` and by ``EventAccumulator`` with size_guidance 0 (keep
 everything, as Megatron-LM's golden extraction does). Both results are checked to be equal.
 
     python benchmarks/collect.py [--steps N] [--tags N] [--repeat N]
@@ -18,8 +19,16 @@ import tempfile
 import time
 from pathlib import Path
 
-TAGS = ("lm loss", "iteration-time", "mem-allocated-bytes", "mem-max-allocated-bytes",
-        "num-zeros", "grad-norm", "learning-rate", "loss-scale")
+TAGS = (
+    "lm loss",
+    "iteration-time",
+    "mem-allocated-bytes",
+    "mem-max-allocated-bytes",
+    "num-zeros",
+    "grad-norm",
+    "learning-rate",
+    "loss-scale",
+)
 
 
 def write_events(folder: Path, steps: int, tags: int) -> Path:
@@ -32,7 +41,7 @@ def write_events(folder: Path, steps: int, tags: int) -> Path:
 
     from tensorboard.compat.proto import event_pb2, summary_pb2
 
-    from ci_golden.tfevents import masked_crc32c
+    from ci_golden.run.tfevents import masked_crc32c
 
     path = folder / "events.out.tfevents.1700000000.bench.1.0"
     names = [TAGS[i % len(TAGS)] + ("" if i < len(TAGS) else f"-{i}") for i in range(tags)]
@@ -40,17 +49,24 @@ def write_events(folder: Path, steps: int, tags: int) -> Path:
     for step in range(1, steps + 1):
         for i, name in enumerate(names):
             value = summary_pb2.Summary.Value(tag=name, simple_value=10.0 / step + i)
-            event = event_pb2.Event(wall_time=1.7e9 + step, step=step, summary=summary_pb2.Summary(value=[value]))
+            event = event_pb2.Event(
+                wall_time=1.7e9 + step, step=step, summary=summary_pb2.Summary(value=[value])
+            )
             records.append(event.SerializeToString())
     with path.open("wb") as f:
         for data in records:
             header = struct.pack("<Q", len(data))
-            f.write(header + struct.pack("<I", masked_crc32c(header)) + data + struct.pack("<I", masked_crc32c(data)))
+            f.write(
+                header
+                + struct.pack("<I", masked_crc32c(header))
+                + data
+                + struct.pack("<I", masked_crc32c(data))
+            )
     return path
 
 
 def read_ours(folder: Path) -> dict[str, dict[int, float]]:
-    from ci_golden.tfevents import read_event_folder
+    from ci_golden.run.tfevents import read_event_folder
 
     scalars, _notes = read_event_folder(folder)
     return scalars
@@ -75,27 +91,34 @@ def best_of(fn: object, folder: Path, repeat: int) -> tuple[float, dict[str, dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # The summary spans the docstring's first paragraph: joined back into its one line.
+    summary = " ".join(__doc__.split("\n\n")[0].split())
+    parser = argparse.ArgumentParser(description=summary)
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--tags", type=int, default=8)
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each reader; the best counts")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each reader; the best counts"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         start = time.perf_counter()
         path = write_events(folder, args.steps, args.tags)
-        print(f"wrote {path.stat().st_size / 1e6:.1f} MB, {args.tags} tags x {args.steps} steps "
-              f"in {time.perf_counter() - start:.1f} s")
+        print(
+            f"wrote {path.stat().st_size / 1e6:.1f} MB, {args.tags} tags x {args.steps} steps "
+            f"in {time.perf_counter() - start:.1f} s"
+        )
         scalars = args.tags * args.steps
         ours, ours_values = best_of(read_ours, folder, args.repeat)
         theirs, their_values = best_of(read_accumulator, folder, args.repeat)
         if ours_values != their_values:
             print("MISMATCH: the two readers returned different scalars", file=sys.stderr)
             return 1
-        print(f"ci_golden.tfevents       {ours:8.2f} s  {scalars / ours:12,.0f} events/s")
+        print(f"ci_golden.run.tfevents       {ours:8.2f} s  {scalars / ours:12,.0f} events/s")
         print(f"EventAccumulator (sg=0)  {theirs:8.2f} s  {scalars / theirs:12,.0f} events/s")
         ratio = theirs / ours
-        print(f"speed-up {ratio:.1f}x ({'target met' if ratio >= 1 else 'SLOWER than EventAccumulator'})")
+        verdict = "target met" if ratio >= 1 else "SLOWER than EventAccumulator"
+        print(f"speed-up {ratio:.1f}x ({verdict})")
         return 0 if ratio >= 1 else 1
 
 

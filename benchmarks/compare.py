@@ -17,26 +17,42 @@ from pathlib import Path
 
 import numpy as np
 
-from ci_golden.compare import compare_job, dumps_result
-from ci_golden.config import load_config
-from ci_golden.discover import Job
-from ci_golden.golden import load_golden
-from ci_golden.policy import resolve_policies
-from ci_golden.render import render_json, render_junit, render_markdown
-from ci_golden.report import build_report
+from ci_golden.compare.engine import compare_job, dumps_result
+from ci_golden.compare.policy import resolve_policies
+from ci_golden.goldens.discover import Job
+from ci_golden.goldens.model import load_golden
+from ci_golden.project.config import load_config
+from ci_golden.report.aggregate import build_report
+from ci_golden.report.render import render_json, render_junit, render_markdown
 
-METRICS = ("lm loss", "num-zeros", "mem-allocated-bytes", "mem-max-allocated-bytes", "iteration-time", "grad-norm", "params-norm", "mtp_1 loss")
+METRICS = (
+    "lm loss",
+    "num-zeros",
+    "mem-allocated-bytes",
+    "mem-max-allocated-bytes",
+    "iteration-time",
+    "grad-norm",
+    "params-norm",
+    "mtp_1 loss",
+)
 
 
 def write_files(folder: Path, steps: int, repeats: int) -> tuple[Path, list[Path]]:
     rng = np.random.default_rng(0)
-    base = {m: rng.uniform(1, 10) * (1 + 0.1 * np.sin(np.arange(1, steps + 1) / 500)) for m in METRICS}
+    base = {
+        m: rng.uniform(1, 10) * (1 + 0.1 * np.sin(np.arange(1, steps + 1) / 500)) for m in METRICS
+    }
 
     def doc(noise: float) -> dict[str, t.Any]:
         out = {}
         for m, v in base.items():
             vals = v * (1 + noise * rng.standard_normal(steps))
-            out[m] = {"start_step": 1, "end_step": steps, "step_interval": 1, "values": {str(s): round(float(x), 5) for s, x in enumerate(vals, start=1)}}
+            out[m] = {
+                "start_step": 1,
+                "end_step": steps,
+                "step_interval": 1,
+                "values": {str(s): round(float(x), 5) for s, x in enumerate(vals, start=1)},
+            }
         return out
 
     golden = folder / "golden_values_dev_dgx_h100.json"
@@ -76,7 +92,15 @@ def main() -> None:
         golden, actuals = load()
 
         def compare_and_report() -> None:
-            result = compare_job(job, golden, actuals[0], policies=policies, gated=gated, nondeterministic=True, repeats=actuals[1:])
+            result = compare_job(
+                job,
+                golden,
+                actuals[0],
+                policies=policies,
+                gated=gated,
+                nondeterministic=True,
+                repeats=actuals[1:],
+            )
             dumps_result(result)
             report = build_report([result])
             render_markdown(report)
@@ -85,7 +109,10 @@ def main() -> None:
 
         t_load = best_of(args.rounds, load)
         t_work = best_of(args.rounds, compare_and_report)
-    print(f"{len(METRICS)} metrics x {args.steps} steps x {args.repeats} repeats (best of {args.rounds})")
+    print(
+        f"{len(METRICS)} metrics x {args.steps} steps x {args.repeats} repeats "
+        f"(best of {args.rounds})"
+    )
     print(f"load golden + actual files: {t_load:8.3f} s")
     print(f"compare + report:           {t_work:8.3f} s")
     print(f"ratio compare+report / load: {t_work / t_load:.3f} (target <= 0.5)")

@@ -19,10 +19,10 @@ import time
 import typing as t
 from pathlib import Path
 
-from ci_golden import emit
-from ci_golden.config import load_config
-from ci_golden.discover import discover
-from ci_golden.matrix import Selection, select
+from ci_golden.goldens.discover import discover
+from ci_golden.plan import emit
+from ci_golden.plan.select import Selection, select
+from ci_golden.project.config import load_config
 
 PLATFORMS = ("dgx_h100", "dgx_a100", "dgx_gb200")
 MODELS = ("gpt", "moe", "bert", "t5", "mamba", "multimodal", "retro", "hybrid")
@@ -88,7 +88,10 @@ CI_GOLDEN:
   time_limit: 2700
 """
 
-GOLDEN = '{"lm loss": {"start_step": 1, "end_step": 100, "step_interval": 5, "values": {"1": 10.85, "5": 10.82}}}\n'
+GOLDEN = (
+    '{"lm loss": {"start_step": 1, "end_step": 100, "step_interval": 5, '
+    '"values": {"1": 10.85, "5": 10.82}}}\n'
+)
 
 
 def generate(root: Path, n_cases: int, ci_golden_every: int = 10) -> None:
@@ -183,7 +186,11 @@ def main() -> None:
         generate(root, args.cases, args.ci_golden_every)
         walk(root)  # warm the page cache for both sides
         (t_walk, entries), (t_read, _), (t_plan, (n_jobs, size)) = best(
-            [lambda: walk(root), lambda: walk_and_read(root), lambda: plan(root, Path(tmp), args.ci)],
+            [
+                lambda: walk(root),
+                lambda: walk_and_read(root),
+                lambda: plan(root, Path(tmp), args.ci),
+            ],
             args.rounds,
         )
     share = f"1 in {args.ci_golden_every}" if args.ci_golden_every else "none"

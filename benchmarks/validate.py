@@ -3,9 +3,9 @@
 Run: ``python benchmarks/validate.py [TEST_CASES_DIR]`` (default: ../shared/megatron_corpus).
 Prints the best of several rounds of (a) plain ``json.load`` of every golden file, (b) the full
 validation of the tree (discovery, every golden and model_config.yaml, all checks), and their
-ratio (target: at most 2x); then the start time of ``ci-golden --help`` in a subprocess against
-``python -c pass`` (target: under 150 ms). Both baselines are measured in the same run, so the
-ratios hold on a noisy machine.
+ratio (target: at most 3x, every YAML file read by libyaml); then the start time of
+``ci-golden --help`` in a subprocess against ``python -c pass`` (target: under 150 ms).
+Both baselines are measured in the same run, so the ratios hold on a noisy machine.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ def main(argv: list[str]) -> int:
     if not root.is_dir():
         print(f"test-case tree not found: {root}", file=sys.stderr)
         return 2
-    from ci_golden.config import load_config
-    from ci_golden.discover import discover
-    from ci_golden.validate import validate
+    from ci_golden.goldens.discover import discover
+    from ci_golden.project.config import load_config
+    from ci_golden.validate.engine import validate
 
     with tempfile.TemporaryDirectory() as empty:  # no ci_golden.yaml there: built-in defaults
         config = load_config(cwd=Path(empty), test_cases=root)
@@ -57,10 +57,10 @@ def main(argv: list[str]) -> int:
     result = validate(discover(config))  # warm the validators and the file cache
     rounds = 7
     baseline = best_of(rounds, lambda: plain_load(files))
-    from ci_golden.validate_yaml import clear_memos
+    from ci_golden.goldens.discover import _settings_from_block
 
     def cold_validate() -> None:
-        clear_memos()  # every round reads the configs as a first run would
+        _settings_from_block.cache_clear()  # every round reads the configs as a first run would
         validate(discover(config))
 
     full = best_of(rounds, cold_validate)
@@ -68,16 +68,20 @@ def main(argv: list[str]) -> int:
     print(f"findings: {result.errors} errors, {result.warnings} warnings")
     print(f"json.load baseline : {baseline * 1000:8.1f} ms")
     print(f"ci-golden validate : {full * 1000:8.1f} ms")
-    print(f"ratio              : {full / baseline:8.2f}x   (target <= 2.00x)")
+    print(f"ratio              : {full / baseline:8.2f}x   (target <= 3.00x)")
 
     env = dict(os.environ)
+
     def start(*args: str) -> None:
         subprocess.run([sys.executable, *args], check=True, capture_output=True, env=env)
 
     python = best_of(15, lambda: start("-c", "pass"))
     cli_help = best_of(15, lambda: start("-m", "ci_golden", "--help"))
     print(f"python -c pass     : {python * 1000:8.1f} ms")
-    print(f"ci-golden --help   : {cli_help * 1000:8.1f} ms   (target < 150 ms; {cli_help - python:.3f} s over bare Python)")
+    print(
+        f"ci-golden --help   : {cli_help * 1000:8.1f} ms   "
+        f"(target < 150 ms; {cli_help - python:.3f} s over bare Python)"
+    )
     return 0
 
 

@@ -6,14 +6,16 @@ import argparse
 import typing as t
 from pathlib import Path
 
+from ci_golden.goldens.discover import discover
+from ci_golden.project.config import load_config
+
 if t.TYPE_CHECKING:
-    from ci_golden.config import Config
-    from ci_golden.discover import Suite
+    from ci_golden.goldens.discover import Suite
+    from ci_golden.project.config import Config
 
 
 def load_project(args: argparse.Namespace) -> Config:
     """The project config chosen by the global ``--config`` and ``--test-cases`` options."""
-    from ci_golden.config import load_config
 
     config = getattr(args, "config", None)
     test_cases = getattr(args, "test_cases", None)
@@ -24,6 +26,5 @@ def load_project(args: argparse.Namespace) -> Config:
 
 
 def load_suite(args: argparse.Namespace) -> Suite:
-    from ci_golden.discover import discover
 
     return discover(load_project(args))

@@ -5,29 +5,42 @@ import sys
 import typing as t
 from pathlib import Path
 
-if t.TYPE_CHECKING:
-    from ci_golden.calibrate import RunSet
-    from ci_golden.config import Config
-    from ci_golden.policy import Policy
+from ci_golden.commands import load_project
+from ci_golden.compare.policy import policy_for, resolve_policies
+from ci_golden.errors import InputError, UsageError
+from ci_golden.goldens.discover import discover
+from ci_golden.lifecycle.calibrate import calibrate, load_runsets, render_calibration
+from ci_golden.project.files import display_path
 
-HELP = "recommend tolerances from repeated runs"
+if t.TYPE_CHECKING:
+    from ci_golden.compare.policy import Policy
+    from ci_golden.lifecycle.calibrate import RunSet
+    from ci_golden.project.config import Config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "results", nargs="+", metavar="RESULTS",
-        help="run output folders (with result.json and run/repeat-K/), result.json files, or golden-format files (one run each)",
-    )  # fmt: skip
-    parser.add_argument("--safety", type=float, default=2.0, help="safety factor on the observed deviation (default 2)")
-    parser.add_argument("--floor", type=float, default=1e-5, help="smallest rtol recommended (default 1e-5)")
+        "results",
+        nargs="+",
+        metavar="RESULTS",
+        help=(
+            "run output folders (with result.json and run/repeat-K/), result.json files, "
+            "or golden-format files (one run each)"
+        ),
+    )
+    parser.add_argument(
+        "--safety",
+        type=float,
+        default=2.0,
+        help="safety factor on the observed deviation (default 2)",
+    )
+    parser.add_argument(
+        "--floor", type=float, default=1e-5, help="smallest rtol recommended (default 1e-5)"
+    )
 
 
 def _policies(config: Config, runset: RunSet) -> tuple[t.Callable[[str], Policy], str | None]:
     """The case's current policies (for kinds and windows) and its model_config.yaml, when known."""
-    from ci_golden.discover import discover
-    from ci_golden.errors import InputError
-    from ci_golden.paths import display_path
-    from ci_golden.policy import policy_for, resolve_policies
 
     case = None
     if runset.case is not None and config.test_cases.is_dir():
@@ -36,14 +49,13 @@ def _policies(config: Config, runset: RunSet) -> tuple[t.Callable[[str], Policy]
         except InputError:
             case = None
     table, _ = resolve_policies(config, case)
-    return (lambda name: policy_for(table, name)), (display_path(case.config_path) if case else None)
+    return (lambda name: policy_for(table, name)), (
+        display_path(case.config_path) if case else None
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Print one YAML document per job; exit 1 when a metric could not be calibrated."""
-    from ci_golden.calibrate import calibrate, load_runsets, render_calibration
-    from ci_golden.commands import load_project
-    from ci_golden.errors import UsageError
 
     if args.safety < 1 or args.floor < 0:
         raise UsageError("--safety must be >= 1 and --floor >= 0")

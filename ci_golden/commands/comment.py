@@ -5,22 +5,36 @@ import os
 import sys
 import typing as t
 
+from ci_golden.errors import CiGoldenError
+from ci_golden.forge.context import secrets_in
+from ci_golden.forge.post import PREFIX, post_report, request_figure, set_status
+from ci_golden.forge.sansio import Redactor
+
 if t.TYPE_CHECKING:
     from ci_golden.forge.post import Message
 
-HELP = "post or update the one report comment on the pull/merge request"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("report", metavar="REPORT", help="report.md (or report.json, re-rendered to fit the forge)")
+    parser.add_argument(
+        "report", metavar="REPORT", help="report.md (or report.json, re-rendered to fit the forge)"
+    )
     parser.add_argument("--forge", choices=("auto", "github", "gitlab"), default="auto")
     parser.add_argument("--key", default="default", help="comment key: one sticky comment per key")
-    parser.add_argument("--only-on-regression", action="store_true",
-                        help="update an existing comment always, create one only when something regressed")
+    parser.add_argument(
+        "--only-on-regression",
+        action="store_true",
+        help="update an existing comment always, create one only when something regressed",
+    )
     parser.add_argument("--status", action="store_true", help="also set a commit status")
-    parser.add_argument("--dry-run", action="store_true", help="read only: show what would be posted")
-    parser.add_argument("--pr", metavar="NUMBER", type=int,
-                        help="pull/merge request number (default: from the CI event or variables)")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="read only: show what would be posted"
+    )
+    parser.add_argument(
+        "--pr",
+        metavar="NUMBER",
+        type=int,
+        help="pull/merge request number (default: from the CI event or variables)",
+    )
 
 
 def _say(text: str, *, err: bool = False) -> None:
@@ -36,20 +50,23 @@ def run(args: argparse.Namespace) -> int:
     """Exit 0 when the comment was posted or there was nothing to post; errors raise (exit 2)."""
     from pathlib import Path
 
-    from ci_golden.errors import CiGoldenError
-    from ci_golden.forge.context import secrets_in
-    from ci_golden.forge.post import PREFIX, post_report, request_figure, set_status
-    from ci_golden.forge.sansio import Redactor
-
     environ = os.environ
     redact = Redactor(secrets_in(environ))
     verbose = bool(getattr(args, "verbose", 0))
     log = (lambda line: _say(PREFIX + line, err=True)) if verbose else None
     try:
         posting = post_report(
-            Path(args.report), forge=args.forge, key=args.key, only_on_regression=args.only_on_regression,
-            dry_run=args.dry_run, pr=args.pr, verbose=verbose, environ=environ, redact=redact, log=log,
-        )  # fmt: skip
+            Path(args.report),
+            forge=args.forge,
+            key=args.key,
+            only_on_regression=args.only_on_regression,
+            dry_run=args.dry_run,
+            pr=args.pr,
+            verbose=verbose,
+            environ=environ,
+            redact=redact,
+            log=log,
+        )
         _show(posting.messages)
         if args.status and posting.posted and not args.dry_run:
             _show(set_status(posting, key=args.key))

@@ -4,36 +4,41 @@ import argparse
 import os
 from pathlib import Path
 
-HELP = "compare actual metric values with a golden file"
+from ci_golden.commands import load_project
+from ci_golden.compare.engine import (
+    case_from_folder,
+    compare_job,
+    dumps_result,
+    exit_code,
+    log_interval,
+    write_result,
+)
+from ci_golden.compare.policy import is_nondeterministic, load_policy_file, resolve_policies
+from ci_golden.goldens.discover import GoldenName, Job
+from ci_golden.goldens.model import load_golden
+from ci_golden.report.aggregate import check_out_path
+from ci_golden.report.render import render_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--golden", required=True, metavar="G")
     parser.add_argument("--actual", required=True, metavar="A")
-    parser.add_argument("--case", metavar="DIR", help="case folder (its model_config.yaml sets METRICS and policies)")
+    parser.add_argument(
+        "--case",
+        metavar="DIR",
+        help="case folder (its model_config.yaml sets METRICS and policies)",
+    )
     parser.add_argument("--environment", metavar="E")
     parser.add_argument("--platform", metavar="P")
-    parser.add_argument("--policy", metavar="FILE", help="YAML or JSON metric policies overriding all others")
+    parser.add_argument(
+        "--policy", metavar="FILE", help="YAML or JSON metric policies overriding all others"
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--out", metavar="FILE", help="write the result JSON here")
     parser.add_argument("--allow-drift", action="store_true", help="drift is a warning, exit 0")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ci_golden.commands import load_project
-    from ci_golden.compare import (
-        case_from_folder,
-        compare_job,
-        dumps_result,
-        exit_code,
-        log_interval,
-        write_result,
-    )
-    from ci_golden.discover import GoldenName, Job
-    from ci_golden.golden import load_golden
-    from ci_golden.policy import is_nondeterministic, load_policy_file, resolve_policies
-    from ci_golden.render import render_text
-    from ci_golden.report import check_out_path
 
     config = load_project(args)
     if args.environment:
@@ -53,8 +58,12 @@ def run(args: argparse.Namespace) -> int:
     parsed = GoldenName.parse(golden_path.name)
     environment = args.environment or (parsed.environment if parsed else None) or "unknown"
     platform = args.platform or (parsed.platform if parsed else None) or "any"
-    job = Job(case.id if case else golden_path.resolve().parent.name, environment, platform, golden_path)
-    relative_actual = os.path.relpath(actual_path.resolve(), (out.parent if out else Path.cwd()).resolve())
+    job = Job(
+        case.id if case else golden_path.resolve().parent.name, environment, platform, golden_path
+    )
+    relative_actual = os.path.relpath(
+        actual_path.resolve(), (out.parent if out else Path.cwd()).resolve()
+    )
     result = compare_job(
         job,
         golden,
@@ -66,5 +75,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if out is not None:
         write_result(out, result)
-    print(dumps_result(result) if args.format == "json" else render_text(result, allow_drift=args.allow_drift), end="")
+    print(
+        dumps_result(result)
+        if args.format == "json"
+        else render_text(result, allow_drift=args.allow_drift),
+        end="",
+    )
     return exit_code([result], allow_drift=args.allow_drift)

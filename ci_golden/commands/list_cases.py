@@ -4,7 +4,8 @@ import argparse
 import json
 import typing as t
 
-HELP = "list the test cases, their jobs and the golden file each job reads"
+from ci_golden.commands import load_suite
+from ci_golden.goldens.discover import case_jobs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -12,8 +13,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ci_golden.commands import load_suite
-    from ci_golden.discover import case_jobs
 
     suite = load_suite(args)
     rows: list[dict[str, t.Any]] = []

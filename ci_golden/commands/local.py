@@ -5,16 +5,26 @@ import sys
 import typing as t
 from pathlib import Path
 
-if t.TYPE_CHECKING:
-    from ci_golden.execute import JobSpec
-    from ci_golden.pipeline import LocalRun
-    from ci_golden.result import CaseResult
+from ci_golden.commands import load_suite
+from ci_golden.compare.result import exit_code
+from ci_golden.run.local import run_local
+from ci_golden.run.runner import sigterm_as_interrupt
+from ci_golden.validate.render import render_text
 
-HELP = "run the whole flow on this machine: validate, plan, run the jobs, compare, report"
+if t.TYPE_CHECKING:
+    from ci_golden.compare.result import CaseResult
+    from ci_golden.run.local import LocalRun
+    from ci_golden.run.spec import JobSpec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--platform", action="append", default=[], metavar="P", help="platforms to run (default: cpu)")
+    parser.add_argument(
+        "--platform",
+        action="append",
+        default=[],
+        metavar="P",
+        help="platforms to run (default: cpu)",
+    )
     parser.add_argument("--out", metavar="DIR", default="ci-golden-out")
     parser.add_argument("--allow-drift", action="store_true")
     parser.add_argument("--skip-gpu-check", action="store_true")
@@ -37,18 +47,16 @@ def render_summary(done: LocalRun, out: Path, allow_drift: bool) -> str:
     parts = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
     lines = [f"{len(done.results)} jobs: {parts}", f"verdict: {done.report.verdict}"]
     if done.report.verdict == "drift":
-        lines.append("drift: numerics moved within tolerance" + (" (allowed)" if allow_drift else "; pass --allow-drift to accept"))
+        lines.append(
+            "drift: numerics moved within tolerance"
+            + (" (allowed)" if allow_drift else "; pass --allow-drift to accept")
+        )
     lines.append("reports: " + ", ".join(str(p) for p in done.files))
     lines.append(f"job folders: {out}/<job>/ (result.json, actual values, run logs)")
     return "\n".join(lines) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:
-    from ci_golden.commands import load_suite
-    from ci_golden.pipeline import run_local
-    from ci_golden.result import exit_code
-    from ci_golden.runner import sigterm_as_interrupt
-    from ci_golden.validate_render import render_text
 
     sigterm_as_interrupt()
     suite = load_suite(args)

@@ -6,7 +6,12 @@ import re
 import sys
 from pathlib import Path
 
-HELP = "expand the test cases into a CI job matrix"
+from ci_golden.commands import load_project
+from ci_golden.errors import UsageError
+from ci_golden.goldens.discover import discover
+from ci_golden.plan import emit
+from ci_golden.plan.select import Filters, changed_paths, parse_shard, select
+from ci_golden.project.files import atomic_write_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,12 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ci_golden import emit
-    from ci_golden.commands import load_project
-    from ci_golden.discover import discover
-    from ci_golden.errors import UsageError
-    from ci_golden.golden import atomic_write_text
-    from ci_golden.matrix import Filters, changed_paths, parse_shard, select
 
     if args.github_output is not None:
         if args.ci != "github":
@@ -92,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
             f.write(emit.github_output_lines(args.github_output, text, count))
     elif not args.output:
         sys.stdout.write(line)
-    summary = f"ci-golden matrix: {count} jobs from {len(selection.selected)} of {selection.n_cases} test cases"
+    summary = (
+        f"ci-golden matrix: {count} jobs from {len(selection.selected)} "
+        f"of {selection.n_cases} test cases"
+    )
     print(summary + (f" ({why})" if why else ""), file=sys.stderr)
     return 0

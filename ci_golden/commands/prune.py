@@ -3,18 +3,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "list golden files no job reads; delete them with --apply"
+from ci_golden.commands import load_suite
+from ci_golden.goldens.prune import apply_prune, plan_prune, render_prune
+from ci_golden.project.files import display_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--apply", action="store_true", help="delete the files (default: only list them)")
+    parser.add_argument(
+        "--apply", action="store_true", help="delete the files (default: only list them)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 after listing (or deleting); 2, deleting nothing, when a case cannot be judged."""
-    from ci_golden.commands import load_suite
-    from ci_golden.paths import display_path
-    from ci_golden.prune import apply_prune, plan_prune, render_prune
 
     plan = plan_prune(load_suite(args))
     applied = args.apply and plan.complete

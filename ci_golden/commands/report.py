@@ -5,36 +5,62 @@ import os
 import sys
 from pathlib import Path
 
-HELP = "aggregate job results into one Markdown, JUnit, JSON or step-summary report"
+from ci_golden.compare.result import exit_code
+from ci_golden.errors import UsageError
+from ci_golden.project.files import atomic_write_text
+from ci_golden.report.aggregate import (
+    build_report,
+    check_out_path,
+    ci_run_from_env,
+    gather_results,
+    run_url_from_env,
+)
+from ci_golden.report.render import (
+    MIN_CHARS,
+    render_annotations,
+    render_report,
+    render_step_summary,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", nargs="+", metavar="RESULT_OR_DIR", help="result.json files, folders holding them, or report JSON")
-    parser.add_argument("--format", choices=("markdown", "junit", "json", "github-summary"), default="markdown")
-    parser.add_argument("--out", metavar="FILE", help="write here (github-summary: append; default $GITHUB_STEP_SUMMARY)")
     parser.add_argument(
-        "--max-chars", type=int, metavar="N",
-        help="Markdown size limit; detail is cut to fit (default 65000, a GitHub comment; github-summary: what is left of 1 MiB)",
-    )  # fmt: skip
-    parser.add_argument("--allow-drift", action="store_true", help="drift does not fail the report (exit 0)")
+        "results",
+        nargs="+",
+        metavar="RESULT_OR_DIR",
+        help="result.json files, folders holding them, or report JSON",
+    )
     parser.add_argument(
-        "--expect", metavar="FILE",
-        help='the planned jobs ({"include": [...]} as `ci-golden matrix --ci github` writes): each one without a result is an error',
-    )  # fmt: skip
+        "--format", choices=("markdown", "junit", "json", "github-summary"), default="markdown"
+    )
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write here (github-summary: append; default $GITHUB_STEP_SUMMARY)",
+    )
+    parser.add_argument(
+        "--max-chars",
+        type=int,
+        metavar="N",
+        help=(
+            "Markdown size limit; detail is cut to fit (default 65000, a GitHub comment; "
+            "github-summary: what is left of 1 MiB)"
+        ),
+    )
+    parser.add_argument(
+        "--allow-drift", action="store_true", help="drift does not fail the report (exit 0)"
+    )
+    parser.add_argument(
+        "--expect",
+        metavar="FILE",
+        help=(
+            'the planned jobs ({"include": [...]} as `ci-golden matrix --ci github` writes): '
+            "each one without a result is an error"
+        ),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from ci_golden.errors import UsageError
-    from ci_golden.golden import atomic_write_text
-    from ci_golden.render import MIN_CHARS, render_annotations, render_report, render_step_summary
-    from ci_golden.report import (
-        build_report,
-        check_out_path,
-        ci_run_from_env,
-        gather_results,
-        run_url_from_env,
-    )
-    from ci_golden.result import exit_code
 
     if args.max_chars is not None and args.max_chars < MIN_CHARS:
         raise UsageError(f"--max-chars must be at least {MIN_CHARS}")
@@ -42,18 +68,32 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "github-summary":
         target = target or os.environ.get("GITHUB_STEP_SUMMARY")
         if not target:
-            raise UsageError("--format github-summary needs $GITHUB_STEP_SUMMARY (set by GitHub Actions) or --out FILE")
+            raise UsageError(
+                "--format github-summary needs $GITHUB_STEP_SUMMARY (set by GitHub Actions) "
+                "or --out FILE"
+            )
     if target:
         check_out_path(Path(target))
-    results, notes = gather_results([Path(p) for p in args.results], Path(args.expect) if args.expect else None)
+    results, notes = gather_results(
+        [Path(p) for p in args.results], Path(args.expect) if args.expect else None
+    )
     report = build_report(
-        results, run_url=run_url_from_env(os.environ), sources=tuple(args.results), allow_drift=args.allow_drift,
-        ci_run=ci_run_from_env(os.environ), notes=notes,
-    )  # fmt: skip
+        results,
+        run_url=run_url_from_env(os.environ),
+        sources=tuple(args.results),
+        allow_drift=args.allow_drift,
+        ci_run=ci_run_from_env(os.environ),
+        notes=notes,
+    )
     code = exit_code(report.results, allow_drift=args.allow_drift)
     if args.format == "github-summary" and target:
         path = Path(target)
-        text = render_step_summary(report, used=path.stat().st_size if path.is_file() else 0, max_chars=args.max_chars, name=str(path))
+        text = render_step_summary(
+            report,
+            used=path.stat().st_size if path.is_file() else 0,
+            max_chars=args.max_chars,
+            name=str(path),
+        )
         with path.open("a", encoding="utf-8") as f:
             f.write(text)
         sys.stdout.write(render_annotations(report))

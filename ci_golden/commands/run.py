@@ -6,32 +6,51 @@ import sys
 import typing as t
 from pathlib import Path
 
-if t.TYPE_CHECKING:
-    from ci_golden.config import Config
-    from ci_golden.discover import Suite
-    from ci_golden.execute import JobSpec
+from ci_golden.commands import load_suite
+from ci_golden.compare.result import RESULT_FILE, exit_code
+from ci_golden.errors import CiGoldenError, InputError, UsageError
+from ci_golden.plan.select import ENTRY_KEYS, job_id
+from ci_golden.run.execute import case_job, execute, plan, spec_for
+from ci_golden.run.launch import render_plan
+from ci_golden.run.runner import sigterm_as_interrupt
 
-HELP = "run one job of a test case on this runner, collect and compare its metrics"
+if t.TYPE_CHECKING:
+    from ci_golden.goldens.discover import Suite
+    from ci_golden.project.config import Config
+    from ci_golden.run.spec import JobSpec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("case", nargs="?", help="case id (its folder below the test-case root)")
-    parser.add_argument("--job", metavar="JSON", help="one matrix entry, as JSON (or a file holding it)")
+    parser.add_argument(
+        "--job", metavar="JSON", help="one matrix entry, as JSON (or a file holding it)"
+    )
     parser.add_argument("--environment", metavar="E")
     parser.add_argument("--platform", metavar="P")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: ci-golden-out/<job>)")
     parser.add_argument("--n-repeat", type=int, metavar="N")
-    parser.add_argument("--dry-run", action="store_true", help="print the commands and environment, run nothing")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the commands and environment, run nothing"
+    )
     parser.add_argument("--skip-gpu-check", action="store_true")
     parser.add_argument("--allow-drift", action="store_true")
-    parser.add_argument("--keep-checkpoints", action="store_true", help="keep the run's checkpoints (deleted by default)")
-    parser.add_argument("--grace", type=float, default=10.0, metavar="S", help="seconds between SIGTERM and SIGKILL (default 10)")
+    parser.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep the run's checkpoints (deleted by default)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds between SIGTERM and SIGKILL (default 10)",
+    )
 
 
 def _job_entry(text: str) -> tuple[str, dict[str, t.Any]]:
-    """The matrix entry of ``--job`` and the name errors give (``--job``, or the file holding it)."""
-    from ci_golden.errors import InputError
-    from ci_golden.matrix import ENTRY_KEYS
+    """The matrix entry of ``--job`` and the name errors give (``--job``, or the file holding
+    it)."""
 
     name = "--job"
     if not text.lstrip().startswith("{"):
@@ -51,22 +70,35 @@ def _job_entry(text: str) -> tuple[str, dict[str, t.Any]]:
             raise InputError(name, f"missing or non-string {key!r}", f"$.{key}")
     unknown = sorted(set(entry) - set(ENTRY_KEYS))
     if unknown:
-        raise InputError(name, f"unknown key {unknown[0]!r} (known: {', '.join(ENTRY_KEYS)})", f"$.{unknown[0]}")
-    for key, low, high in (("n_repeat", 1, 100), ("time_limit", 1, None), ("nodes", 1, None), ("gpus", 0, None)):
+        raise InputError(
+            name, f"unknown key {unknown[0]!r} (known: {', '.join(ENTRY_KEYS)})", f"$.{unknown[0]}"
+        )
+    for key, low, high in (
+        ("n_repeat", 1, 100),
+        ("time_limit", 1, None),
+        ("nodes", 1, None),
+        ("gpus", 0, None),
+    ):
         value = entry.get(key)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-            expected = f"an integer from {low} to {high}" if high is not None else f"an integer of at least {low}"
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < low
+            or (high is not None and value > high)
+        ):
+            expected = (
+                f"an integer from {low} to {high}"
+                if high is not None
+                else f"an integer of at least {low}"
+            )
             raise InputError(name, f"{key} must be {expected}, got {json.dumps(value)}", f"$.{key}")
     return name, entry
 
 
 def job_spec(args: argparse.Namespace, suite: Suite) -> JobSpec:
     """The job to run, from ``--job`` or from CASE ``--environment --platform``."""
-    from ci_golden.errors import CiGoldenError, InputError, UsageError
-    from ci_golden.execute import case_job, spec_for
-    from ci_golden.matrix import job_id
 
     config = suite.config
     if args.n_repeat is not None and not 1 <= args.n_repeat <= 100:
@@ -89,7 +121,11 @@ def job_spec(args: argparse.Namespace, suite: Suite) -> JobSpec:
         if name is None:
             raise
         raise InputError(name, e.detail if isinstance(e, InputError) else str(e), "$") from None
-    out = Path(args.out) if args.out else Path("ci-golden-out") / job_id(case.id, environment, platform)
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("ci-golden-out") / job_id(case.id, environment, platform)
+    )
     return spec_for(
         case, job, config, out,
         n_repeat=args.n_repeat if args.n_repeat is not None else entry.get("n_repeat"),
@@ -102,9 +138,6 @@ def _print(line: str) -> None:
 
 
 def run_spec(spec: JobSpec, config: Config, args: argparse.Namespace) -> int:
-    from ci_golden.execute import execute
-    from ci_golden.result import RESULT_FILE, exit_code
-    from ci_golden.runner import sigterm_as_interrupt
 
     sigterm_as_interrupt()
     result = execute(
@@ -120,9 +153,6 @@ def run_spec(spec: JobSpec, config: Config, args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ci_golden.commands import load_suite
-    from ci_golden.execute import plan
-    from ci_golden.launch import render_plan
 
     suite = load_suite(args)
     spec = job_spec(args, suite)

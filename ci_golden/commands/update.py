@@ -4,24 +4,42 @@ import argparse
 import sys
 from pathlib import Path
 
-HELP = "write new golden files from the actual values behind job results"
+from ci_golden.commands import load_suite
+from ci_golden.errors import InputError
+from ci_golden.lifecycle.update import plan_updates, refresh
+from ci_golden.project.files import display_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", nargs="+", metavar="RESULTS", help="result.json files or folders holding them (run outputs, fetched artifacts)")
-    parser.add_argument("--only-failing", action="store_true", help="only results whose verdict is not pass (drift included)")
-    parser.add_argument("--only-drift", action="store_true", help="only results whose verdict is drift")
-    parser.add_argument("--case", action="append", default=[], metavar="GLOB", help="only cases whose id matches (repeatable)")
-    parser.add_argument("--dry-run", action="store_true", help="say what would change, write no golden")
+    parser.add_argument(
+        "results",
+        nargs="+",
+        metavar="RESULTS",
+        help="result.json files or folders holding them (run outputs, fetched artifacts)",
+    )
+    parser.add_argument(
+        "--only-failing",
+        action="store_true",
+        help="only results whose verdict is not pass (drift included)",
+    )
+    parser.add_argument(
+        "--only-drift", action="store_true", help="only results whose verdict is drift"
+    )
+    parser.add_argument(
+        "--case",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only cases whose id matches (repeatable)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="say what would change, write no golden"
+    )
     parser.add_argument("--summary", metavar="FILE", help="write the Markdown change summary here")
 
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when every selected result was applied, 1 when some could not be, 2 on bad input."""
-    from ci_golden.commands import load_suite
-    from ci_golden.errors import InputError
-    from ci_golden.paths import display_path
-    from ci_golden.update import plan_updates, refresh
 
     suite = load_suite(args)
     updates = plan_updates(
@@ -29,8 +47,13 @@ def run(args: argparse.Namespace) -> int:
         only_failing=args.only_failing, only_drift=args.only_drift, cases=args.case,
     )  # fmt: skip
     if not updates:
-        raise InputError(", ".join(args.results), "no result matches the selection (--only-failing, --only-drift, --case)")
+        raise InputError(
+            ", ".join(args.results),
+            "no result matches the selection (--only-failing, --only-drift, --case)",
+        )
     summary_file = Path(args.summary) if args.summary else None
-    updates, summary = refresh(updates, suite, dry_run=args.dry_run, summary=summary_file, display=display_path)
+    updates, summary = refresh(
+        updates, suite, dry_run=args.dry_run, summary=summary_file, display=display_path
+    )
     sys.stdout.write(summary)
     return 0 if all(u.problem is None for u in updates) else 1

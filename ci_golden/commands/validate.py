@@ -5,22 +5,31 @@ import os
 import sys
 from pathlib import Path
 
+from ci_golden.commands import load_project
 from ci_golden.errors import InputError
-
-HELP = "check golden files and case configs against their schemas and the tree's rules"
+from ci_golden.goldens.discover import discover, is_golden_name
+from ci_golden.project.git import changed_files
+from ci_golden.validate.engine import Selection, ValidationResult, validate, validate_files
+from ci_golden.validate.render import RENDERERS_BY_NAME
 
 CHECKED_NAMES = ("model_config.yaml",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to check (default: the whole tree)")
-    parser.add_argument("--changed-since", metavar="GIT_REF", help="only files changed since this git ref")
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="files or folders to check (default: the whole tree)",
+    )
+    parser.add_argument(
+        "--changed-since", metavar="GIT_REF", help="only files changed since this git ref"
+    )
     parser.add_argument("--format", choices=("text", "github", "json"), default="text")
     parser.add_argument("--strict", action="store_true", help="warnings fail too")
 
 
 def _is_checked(path: Path) -> bool:
-    from ci_golden.discover import is_golden_name
 
     return path.name in CHECKED_NAMES or is_golden_name(path.name)
 
@@ -40,21 +49,24 @@ def _check_given(given: list[Path], config_source: str | None, root: Path) -> No
     config = _absolute(config_source) if config_source else None
     for p in given:
         if p.is_dir() and not _inside(root, p):
-            raise InputError(str(p), f"folder outside the test-case root {root}; pass --test-cases to check it")
+            raise InputError(
+                str(p), f"folder outside the test-case root {root}; pass --test-cases to check it"
+            )
         if p.is_file() and _absolute(p) != config and not _is_checked(p):
-            raise InputError(str(p), "not a golden_values*.json, model_config.yaml or the project config")
+            raise InputError(
+                str(p), "not a golden_values*.json, model_config.yaml or the project config"
+            )
 
 
-def _selected_paths(args: argparse.Namespace, config_source: str | None, root: Path) -> list[Path] | None:
+def _selected_paths(
+    args: argparse.Namespace, config_source: str | None, root: Path
+) -> list[Path] | None:
     """The files and folders to check, or None for the whole tree."""
     given = [Path(p) for p in args.paths]
     for p in given:
         if not os.path.lexists(p):
             raise InputError(str(p), "no such file or folder")
     if args.changed_since:
-        from ci_golden.changes import changed_files
-        from ci_golden.validate import Selection
-
         selected = [p for p in changed_files(args.changed_since, Path.cwd()) if p.exists()]
         if given:
             chosen = Selection.of(given)
@@ -70,10 +82,6 @@ def _selected_paths(args: argparse.Namespace, config_source: str | None, root: P
 
 
 def run(args: argparse.Namespace) -> int:
-    from ci_golden.commands import load_project
-    from ci_golden.discover import discover
-    from ci_golden.validate import Selection, ValidationResult, validate, validate_files
-    from ci_golden.validate_render import RENDERERS_BY_NAME
 
     config = load_project(args)
     root = _absolute(config.test_cases)
@@ -90,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
             result = validate(suite, Selection.of(inside), base=cwd)
         if outside:
             extra = validate_files(outside, base=cwd)
-            result = ValidationResult(result.findings + extra.findings, result.files + extra.files, result.cases)
+            result = ValidationResult(
+                result.findings + extra.findings, result.files + extra.files, result.cases
+            )
     sys.stdout.write(RENDERERS_BY_NAME[args.format](result))
     return result.exit_code(strict=args.strict)

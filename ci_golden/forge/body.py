@@ -8,8 +8,10 @@ import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci_golden.compare.result import failing_verdicts
 from ci_golden.errors import InputError
-from ci_golden.result import failing_verdicts
+from ci_golden.report.aggregate import Report
+from ci_golden.report.render import render_markdown
 
 VERDICT_RE = re.compile(r"^<!-- ci-golden:verdict=(?P<verdict>[a-z-]+) -->$")
 # verdicts that fail the pipeline (as Report.ok): --only-on-regression creates a comment for them
@@ -26,12 +28,17 @@ class ReportText:
 
 
 def cut_note(limit: int, forge: str, run_url: str | None) -> str:
-    where = f" The full report is in [the CI run]({run_url})." if run_url else " The full report is in the CI run's artifacts."
+    where = (
+        f" The full report is in [the CI run]({run_url})."
+        if run_url
+        else " The full report is in the CI run's artifacts."
+    )
     return f"> [!NOTE]\n> Cut to fit {forge}'s {limit:,}-character limit.{where}\n"
 
 
 def cut_markdown(markdown: str, limit: int, note: str) -> str:
-    """``markdown`` cut to at most ``limit`` characters, at a ``<details>`` boundary if there is one.
+    """``markdown`` cut to at most ``limit`` characters, at a ``<details>`` boundary if there is
+    one.
 
     The verdict and the table before the first ``<details>`` are kept; open ``<details>`` and
     code fences before the cut are closed; ``note`` says the report was cut.
@@ -59,13 +66,18 @@ def verdict_of(markdown: str, path: str) -> str:
     first = markdown.lstrip("\ufeff").split("\n", 1)[0].strip()
     match = VERDICT_RE.match(first)
     if not match:
-        raise InputError(path, "the first line is not `<!-- ci-golden:verdict=... -->`; "
-                         "pass a file written by `ci-golden report`", "line 1")
+        raise InputError(
+            path,
+            "the first line is not `<!-- ci-golden:verdict=... -->`; "
+            "pass a file written by `ci-golden report`",
+            "line 1",
+        )
     return match.group("verdict")
 
 
-def load_report(path: Path, max_chars: int, *, forge: str = "GitHub",
-                run_url: str | None = None) -> ReportText:
+def load_report(
+    path: Path, max_chars: int, *, forge: str = "GitHub", run_url: str | None = None
+) -> ReportText:
     """The report at ``path`` (``.json`` from ``ci-golden report --format json``, else Markdown)
     rendered or cut to at most ``max_chars`` characters."""
     try:
@@ -80,24 +92,32 @@ def load_report(path: Path, max_chars: int, *, forge: str = "GitHub",
     regressed = verdict in REGRESSIONS
     if len(text) <= max_chars:
         return ReportText(verdict, text, regressed=regressed)
-    return ReportText(verdict, cut_markdown(text, max_chars, cut_note(max_chars, forge, run_url)), cut=True,
-                      regressed=regressed)
+    return ReportText(
+        verdict,
+        cut_markdown(text, max_chars, cut_note(max_chars, forge, run_url)),
+        cut=True,
+        regressed=regressed,
+    )
 
 
 def _from_json(path: Path, text: str, max_chars: int) -> ReportText:
-    from ci_golden.render import render_markdown
-    from ci_golden.report import Report
 
     try:
         data: t.Any = json.loads(text)
     except ValueError as e:
         raise InputError(str(path), f"not JSON: {e}") from None
     if not isinstance(data, dict) or not isinstance(data.get("verdict"), str):
-        raise InputError(str(path), "not a report: expected an object with a `verdict`; "
-                         "write it with `ci-golden report --format json`", "$")
+        raise InputError(
+            str(path),
+            "not a report: expected an object with a `verdict`; "
+            "write it with `ci-golden report --format json`",
+            "$",
+        )
     try:
         report = Report.from_dict(data, str(path))
     except (KeyError, TypeError, ValueError) as e:
-        raise InputError(str(path), f"not a report written by `ci-golden report --format json`: {e}") from None
+        raise InputError(
+            str(path), f"not a report written by `ci-golden report --format json`: {e}"
+        ) from None
     markdown = render_markdown(report, max_chars=max_chars)
     return ReportText(report.verdict, markdown, regressed=not report.ok)

@@ -101,7 +101,9 @@ def github_context(environ: t.Mapping[str, str], *, pr: int | None = None) -> Co
     number: int | None = None
     sha = environ.get("GITHUB_SHA")
     fork = False
-    if name in ("pull_request", "pull_request_target") and isinstance(payload.get("pull_request"), dict):
+    if name in ("pull_request", "pull_request_target") and isinstance(
+        payload.get("pull_request"), dict
+    ):
         pull = payload["pull_request"]
         number = int(pull.get("number") or payload.get("number") or 0) or None
         head = pull.get("head") or {}
@@ -118,7 +120,9 @@ def github_context(environ: t.Mapping[str, str], *, pr: int | None = None) -> Co
         run = payload["workflow_run"]
         sha = run.get("head_sha") or sha
         run_url = run.get("html_url") or run_url
-        pulls = [p for p in run.get("pull_requests") or [] if isinstance(p, dict) and p.get("number")]
+        pulls = [
+            p for p in run.get("pull_requests") or [] if isinstance(p, dict) and p.get("number")
+        ]
         number = int(pulls[0]["number"]) if pulls else None
         head_repo = (run.get("head_repository") or {}).get("full_name")
         fork = bool(head_repo and head_repo != repo)
@@ -126,10 +130,23 @@ def github_context(environ: t.Mapping[str, str], *, pr: int | None = None) -> Co
         number = pr
     reason = None
     if number is None:
-        reason = (f"the {name} event names no pull request" if name in PR_EVENTS
-                  else f"this run was triggered by {name or 'no event'}, not by a pull request")
-    return Context("github", api_url("github", environ), repo, number, sha, run_url, event=name, fork=fork, reason=reason,
-                   step_summary=environ.get("GITHUB_STEP_SUMMARY") or None)
+        reason = (
+            f"the {name} event names no pull request"
+            if name in PR_EVENTS
+            else f"this run was triggered by {name or 'no event'}, not by a pull request"
+        )
+    return Context(
+        "github",
+        api_url("github", environ),
+        repo,
+        number,
+        sha,
+        run_url,
+        event=name,
+        fork=fork,
+        reason=reason,
+        step_summary=environ.get("GITHUB_STEP_SUMMARY") or None,
+    )
 
 
 def gitlab_context(environ: t.Mapping[str, str], *, mr: int | None = None) -> Context:
@@ -141,12 +158,26 @@ def gitlab_context(environ: t.Mapping[str, str], *, mr: int | None = None) -> Co
     number = mr if mr is not None else (int(iid) if iid.isdigit() else None)
     sha = environ.get("CI_MERGE_REQUEST_SOURCE_BRANCH_SHA") or environ.get("CI_COMMIT_SHA") or None
     source = environ.get("CI_PIPELINE_SOURCE")
-    reason = None if number is not None else (
-        f"this pipeline ({source or 'unknown source'}) belongs to no merge request")
-    fork = bool(environ.get("CI_MERGE_REQUEST_SOURCE_PROJECT_ID")
-                and environ.get("CI_MERGE_REQUEST_SOURCE_PROJECT_ID") != environ.get("CI_PROJECT_ID"))
-    return Context("gitlab", api_url("gitlab", environ), project, number, sha, environ.get("CI_PIPELINE_URL") or None,
-                   event=source, fork=fork, reason=reason)
+    reason = (
+        None
+        if number is not None
+        else (f"this pipeline ({source or 'unknown source'}) belongs to no merge request")
+    )
+    fork = bool(
+        environ.get("CI_MERGE_REQUEST_SOURCE_PROJECT_ID")
+        and environ.get("CI_MERGE_REQUEST_SOURCE_PROJECT_ID") != environ.get("CI_PROJECT_ID")
+    )
+    return Context(
+        "gitlab",
+        api_url("gitlab", environ),
+        project,
+        number,
+        sha,
+        environ.get("CI_PIPELINE_URL") or None,
+        event=source,
+        fork=fork,
+        reason=reason,
+    )
 
 
 def github_token(environ: t.Mapping[str, str]) -> str | None:
@@ -169,6 +200,12 @@ def token_for(forge: Forge, environ: t.Mapping[str, str]) -> str | None:
 
 def secrets_in(environ: t.Mapping[str, str]) -> list[str]:
     """Every token-like value, for redaction (even those we do not send)."""
-    names = ("CI_GOLDEN_GITHUB_TOKEN", "GITHUB_TOKEN", "CI_GOLDEN_GITLAB_TOKEN", "CI_JOB_TOKEN",
-             "ACTIONS_RUNTIME_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    names = (
+        "CI_GOLDEN_GITHUB_TOKEN",
+        "GITHUB_TOKEN",
+        "CI_GOLDEN_GITLAB_TOKEN",
+        "CI_JOB_TOKEN",
+        "ACTIONS_RUNTIME_TOKEN",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    )
     return [environ[n] for n in names if environ.get(n)]

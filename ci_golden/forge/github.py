@@ -31,19 +31,28 @@ class GitHubComments:
             yield [Comment.from_api(item) for item in page]
 
     def create(self, body: str) -> Comment:
-        answer = self.client.request("POST", f"{self.repo}/issues/{self.number}/comments", json={"body": body})
+        answer = self.client.request(
+            "POST", f"{self.repo}/issues/{self.number}/comments", json={"body": body}
+        )
         return Comment.from_api(answer.data)
 
     def update(self, comment_id: int, body: str) -> Comment:
-        answer = self.client.request("PATCH", f"{self.repo}/issues/comments/{comment_id}", json={"body": body})
+        answer = self.client.request(
+            "PATCH", f"{self.repo}/issues/comments/{comment_id}", json={"body": body}
+        )
         return Comment.from_api(answer.data)
 
     def delete(self, comment_id: int) -> None:
         self.client.request("DELETE", f"{self.repo}/issues/comments/{comment_id}")
 
-    def set_status(self, sha: str, state: Verdict, *, context: str, description: str,
-                   target_url: str | None) -> None:
-        payload: dict[str, t.Any] = {"state": state, "context": context, "description": description[:140]}
+    def set_status(
+        self, sha: str, state: Verdict, *, context: str, description: str, target_url: str | None
+    ) -> None:
+        payload: dict[str, t.Any] = {
+            "state": state,
+            "context": context,
+            "description": description[:140],
+        }
         if target_url:
             payload["target_url"] = target_url
         self.client.request("POST", f"{self.repo}/statuses/{sha}", json=payload)

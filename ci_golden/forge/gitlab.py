@@ -35,14 +35,21 @@ class GitLabNotes:
         return Comment.from_api(self.client.request("POST", self.notes, json={"body": body}).data)
 
     def update(self, comment_id: int, body: str) -> Comment:
-        return Comment.from_api(self.client.request("PUT", f"{self.notes}/{comment_id}", json={"body": body}).data)
+        return Comment.from_api(
+            self.client.request("PUT", f"{self.notes}/{comment_id}", json={"body": body}).data
+        )
 
     def delete(self, comment_id: int) -> None:
         self.client.request("DELETE", f"{self.notes}/{comment_id}")
 
-    def set_status(self, sha: str, state: Verdict, *, context: str, description: str,
-                   target_url: str | None) -> None:
-        payload: dict[str, t.Any] = {"state": _STATES[state], "name": context, "description": description[:255]}
+    def set_status(
+        self, sha: str, state: Verdict, *, context: str, description: str, target_url: str | None
+    ) -> None:
+        payload: dict[str, t.Any] = {
+            "state": _STATES[state],
+            "name": context,
+            "description": description[:255],
+        }
         if target_url:
             payload["target_url"] = target_url
         self.client.request("POST", f"{self.project}/statuses/{sha}", json=payload)

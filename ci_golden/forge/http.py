@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 from ci_golden.errors import ForgeError
+from ci_golden.forge.context import secrets_in
 from ci_golden.forge.sansio import (
     AnswerLostError,
     Forge,
@@ -115,21 +116,31 @@ class Client:
         if self.log is not None:
             self.log(self.redact(line))
 
-    def _send(self, method: str, url: str, *, params: t.Any, json: t.Any,
-              allow_redirects: bool) -> requests.Response:
+    def _send(
+        self, method: str, url: str, *, params: t.Any, json: t.Any, allow_redirects: bool
+    ) -> requests.Response:
         import requests
 
         timeout = max(0.1, min(self.policy.timeout, self.remaining()))
         self.counts.requests += 1
         self.counts.by_method[method] = self.counts.by_method.get(method, 0) + 1
         try:
-            return self.session.request(method, url, params=params, json=json, timeout=timeout,
-                                        allow_redirects=allow_redirects)
+            return self.session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                timeout=timeout,
+                allow_redirects=allow_redirects,
+            )
         except requests.RequestException as e:
             kind = "timed out" if isinstance(e, requests.Timeout) else "failed"
-            sent = not isinstance(e, requests.ConnectTimeout) and "NewConnectionError" not in repr(e)
-            raise TransportError(self.redact(f"{method} {url}: {kind}: {type(e).__name__}: {e}"),
-                                 sent=sent) from None
+            sent = not isinstance(e, requests.ConnectTimeout) and "NewConnectionError" not in repr(
+                e
+            )
+            raise TransportError(
+                self.redact(f"{method} {url}: {kind}: {type(e).__name__}: {e}"), sent=sent
+            ) from None
 
     def request(
         self,
@@ -158,14 +169,21 @@ class Client:
             headers: dict[str, str] = {}
             message = ""
             try:
-                response = self._send(method, url, params=params, json=json,
-                                      allow_redirects=allow_redirects)
+                response = self._send(
+                    method, url, params=params, json=json, allow_redirects=allow_redirects
+                )
                 status, headers = response.status_code, dict(response.headers)
                 self._say(f"{method} {response.url} -> {status} ({self.clock() - started:.2f}s)")
                 if not decode and (200 <= status < 400):
                     return Answer(status, headers, response.content, None)
-                data, next_url = decode_response(status, headers, response.content, url=response.url,
-                                                 method=method, redact=self.redact)
+                data, next_url = decode_response(
+                    status,
+                    headers,
+                    response.content,
+                    url=response.url,
+                    method=method,
+                    redact=self.redact,
+                )
                 if method not in ("GET", "HEAD"):
                     self.counts.writes += 1
                 return Answer(status, headers, data, next_url)
@@ -178,19 +196,32 @@ class Client:
                 error, message = e, e.message
                 if not idempotent and isinstance(e, ServerError):
                     raise AnswerLostError(f"{e}; the forge may have applied it") from None
-            delay = retry_delay(status, headers, attempt, message=message, now=time.time(),
-                                backoff=self.policy.backoff)
+            delay = retry_delay(
+                status,
+                headers,
+                attempt,
+                message=message,
+                now=time.time(),
+                backoff=self.policy.backoff,
+            )
             if delay is None:
                 raise error
             if attempt >= self.policy.attempts or delay > self.remaining() - 0.1:
-                why = (f"gave up after {attempt} attempts" if attempt >= self.policy.attempts
-                       else f"gave up: waiting {delay:.0f}s to retry would pass the {self.policy.deadline:.0f}s limit")
+                why = (
+                    f"gave up after {attempt} attempts"
+                    if attempt >= self.policy.attempts
+                    else f"gave up: waiting {delay:.0f}s to retry "
+                    f"would pass the {self.policy.deadline:.0f}s limit"
+                )
                 if isinstance(error, HTTPError):
                     error.args = (f"{error.args[0]} ({why})",)
                     raise error
                 raise TransportError(f"{error} ({why})") from None
             self.counts.retries += 1
-            self._say(f"retrying {method} in {delay:.1f}s (attempt {attempt + 1} of {self.policy.attempts})")
+            self._say(
+                f"retrying {method} in {delay:.1f}s "
+                f"(attempt {attempt + 1} of {self.policy.attempts})"
+            )
             self.sleep(delay)
 
     # -- conveniences --------------------------------------------------------------------------
@@ -198,7 +229,9 @@ class Client:
     def get(self, path: str, params: t.Mapping[str, t.Any] | None = None) -> t.Any:
         return self.request("GET", path, params=params).data
 
-    def pages(self, path: str, params: t.Mapping[str, t.Any] | None = None) -> t.Iterator[list[t.Any]]:
+    def pages(
+        self, path: str, params: t.Mapping[str, t.Any] | None = None
+    ) -> t.Iterator[list[t.Any]]:
         """Every page of a list (``per_page=100``), following ``Link``/``x-next-page``."""
         url: str | None = path
         query: dict[str, t.Any] | None = {"per_page": PER_PAGE, **(params or {})}
@@ -209,7 +242,9 @@ class Client:
             if isinstance(items, dict):  # GitHub's wrapped lists, e.g. {"artifacts": [...]}
                 items = next((v for v in items.values() if isinstance(v, list)), [])
             if not isinstance(items, list):
-                raise ForgeError(self.redact(f"GET {url}: expected a JSON list, got {type(items).__name__}"))
+                raise ForgeError(
+                    self.redact(f"GET {url}: expected a JSON list, got {type(items).__name__}")
+                )
             yield items
             url, query = answer.next_url, None
 
@@ -218,14 +253,19 @@ class Client:
             yield from page
 
     def download(self, path_or_url: str, *, max_redirects: int = 5) -> bytes:
-        """The bytes at ``path_or_url``, following redirects; the token goes to the API host only."""
+        """The bytes at ``path_or_url``, following redirects; the token goes to the API host
+        only.
+        """
         import requests
 
         answer = self.request("GET", path_or_url, allow_redirects=False, decode=False)
         for _ in range(max_redirects):
             if answer.status not in (301, 302, 303, 307, 308):
                 return t.cast(bytes, answer.data)
-            location = urljoin(self.url(path_or_url), answer.headers.get("Location") or answer.headers.get("location", ""))
+            location = urljoin(
+                self.url(path_or_url),
+                answer.headers.get("Location") or answer.headers.get("location", ""),
+            )
             if _origin(location) == _origin(self.base_url):
                 answer = self.request("GET", location, allow_redirects=False, decode=False)
                 continue
@@ -233,12 +273,21 @@ class Client:
             self.counts.requests += 1
             self._say(f"GET {location.split('?')[0]} (redirect, no token)")
             try:
-                response = requests.get(location, timeout=max(0.1, min(self.policy.timeout, self.remaining())))
+                response = requests.get(
+                    location, timeout=max(0.1, min(self.policy.timeout, self.remaining()))
+                )
             except requests.RequestException as e:
-                raise TransportError(self.redact(f"GET {location.split('?')[0]}: {type(e).__name__}")) from None
+                raise TransportError(
+                    self.redact(f"GET {location.split('?')[0]}: {type(e).__name__}")
+                ) from None
             if response.status_code != 200:
-                raise HTTPError(response.status_code, "download failed", dict(response.headers),
-                                method="GET", url=location.split("?")[0])
+                raise HTTPError(
+                    response.status_code,
+                    "download failed",
+                    dict(response.headers),
+                    method="GET",
+                    url=location.split("?")[0],
+                )
             return response.content
         raise ForgeError(self.redact(f"GET {path_or_url}: more than {max_redirects} redirects"))
 
@@ -255,7 +304,6 @@ def client_from_environ(
     """A client whose retry limits come from CI_GOLDEN_HTTP_* and which redacts every token
     found in ``environ``, including those it does not send (``redactor``, when given, is used
     and extended instead: it should already hold them)."""
-    from ci_golden.forge.context import secrets_in
 
     return Client(
         forge,

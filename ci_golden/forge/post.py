@@ -11,6 +11,15 @@ import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci_golden.errors import UsageError
+from ci_golden.forge.body import cut_markdown, cut_note, load_report
+from ci_golden.forge.context import detect_forge, github_context, gitlab_context, token_for
+from ci_golden.forge.github import GITHUB_MAX_BODY, GitHubComments
+from ci_golden.forge.gitlab import GITLAB_MAX_BODY, GitLabNotes
+from ci_golden.forge.http import client_from_environ
+from ci_golden.forge.sansio import ForbiddenError
+from ci_golden.forge.sticky import compose, marker, post_sticky
+
 if t.TYPE_CHECKING:
     from ci_golden.forge.comments import CommentAPI
     from ci_golden.forge.context import Context
@@ -22,11 +31,17 @@ FORK_ADVICE = (
     "GitHub gives jobs of pull requests from forks a read-only token, so this job cannot comment "
     "({why}). The report was written to the job summary instead. To post it as a comment, keep "
     ".github/workflows/golden-comment.yml in the default branch: it runs on `workflow_run` when "
-    "\"Golden tests\" completes, downloads the report artifact and posts it with "
+    '"Golden tests" completes, downloads the report artifact and posts it with '
     "`ci-golden comment` and a write token, without checking out or running the fork's code."
 )
-STATES = {"pass": "success", "no-golden": "success", "drift": "failure", "fail": "failure",
-          "missing": "failure", "error": "error"}
+STATES = {
+    "pass": "success",
+    "no-golden": "success",
+    "drift": "failure",
+    "fail": "failure",
+    "missing": "failure",
+    "error": "error",
+}
 PREFIX = "ci-golden comment: "
 
 
@@ -81,13 +96,6 @@ def post_report(
     to the job summary instead. ``verbose`` adds the body to a dry run's lines; ``log``
     receives one line per API request.
     """
-    from ci_golden.errors import UsageError
-    from ci_golden.forge.body import load_report
-    from ci_golden.forge.context import detect_forge, github_context, gitlab_context, token_for
-    from ci_golden.forge.github import GITHUB_MAX_BODY
-    from ci_golden.forge.gitlab import GITLAB_MAX_BODY
-    from ci_golden.forge.http import client_from_environ
-    from ci_golden.forge.sticky import compose, marker
 
     chosen = detect_forge(environ, forge)
     limit = GITLAB_MAX_BODY if chosen == "gitlab" else GITHUB_MAX_BODY
@@ -95,7 +103,14 @@ def post_report(
     name = "GitLab" if chosen == "gitlab" else "GitHub"
     if chosen is None:
         load_report(report, room)  # a wrong path is an error even outside CI
-        return Posting((notice(environ, "not running in GitHub Actions or GitLab CI (use --forge): nothing posted"),))
+        return Posting(
+            (
+                notice(
+                    environ,
+                    "not running in GitHub Actions or GitLab CI (use --forge): nothing posted",
+                ),
+            )
+        )
     ctx = github_context(environ, pr=pr) if chosen == "github" else gitlab_context(environ, mr=pr)
     text = load_report(report, room, forge=name, run_url=ctx.run_url)
     if ctx.number is None:
@@ -105,21 +120,34 @@ def post_report(
     body = redact(compose(key, text.markdown))
     if not token:
         if not dry_run:
-            variable = "GITHUB_TOKEN (or CI_GOLDEN_GITHUB_TOKEN)" if chosen == "github" else "CI_GOLDEN_GITLAB_TOKEN"
+            variable = (
+                "GITHUB_TOKEN (or CI_GOLDEN_GITHUB_TOKEN)"
+                if chosen == "github"
+                else "CI_GOLDEN_GITLAB_TOKEN"
+            )
             raise UsageError(f"no token to comment on {ctx.where}: set {variable}")
-        line = Message(f"{PREFIX}dry run without a token: would create or update the {key!r} comment on {ctx.where}")
+        line = Message(
+            f"{PREFIX}dry run without a token: "
+            f"would create or update the {key!r} comment on {ctx.where}"
+        )
         return Posting((line, Message(body)) if verbose else (line,))
     client = client_from_environ(ctx.forge, ctx.api_url, token, environ, log=log, redactor=redact)
     api = _api(ctx, client)
-    posted, lines = _post(ctx, api, key=key, body=body, text_markdown=redact(text.markdown),
-                          create=text.regressed or not only_on_regression, dry_run=dry_run,
-                          environ=environ, verbose=verbose)
+    posted, lines = _post(
+        ctx,
+        api,
+        key=key,
+        body=body,
+        text_markdown=redact(text.markdown),
+        create=text.regressed or not only_on_regression,
+        dry_run=dry_run,
+        environ=environ,
+        verbose=verbose,
+    )
     return Posting(lines, posted=posted, ctx=ctx, api=api, client=client, verdict=text.verdict)
 
 
 def _api(ctx: Context, client: Client) -> CommentAPI:
-    from ci_golden.forge.github import GitHubComments
-    from ci_golden.forge.gitlab import GitLabNotes
 
     assert ctx.number is not None
     if ctx.forge == "github":
@@ -127,42 +155,65 @@ def _api(ctx: Context, client: Client) -> CommentAPI:
     return GitLabNotes(client, ctx.project, ctx.number)
 
 
-def _post(ctx: Context, api: CommentAPI, *, key: str, body: str, text_markdown: str, create: bool,
-          dry_run: bool, environ: t.Mapping[str, str], verbose: bool) -> tuple[bool, tuple[Message, ...]]:
+def _post(
+    ctx: Context,
+    api: CommentAPI,
+    *,
+    key: str,
+    body: str,
+    text_markdown: str,
+    create: bool,
+    dry_run: bool,
+    environ: t.Mapping[str, str],
+    verbose: bool,
+) -> tuple[bool, tuple[Message, ...]]:
     """Post the comment: (posted, lines); not posted when the token turned out read-only (a
     fork's pull request) and the report went to the job summary."""
-    from ci_golden.forge.sansio import ForbiddenError
-    from ci_golden.forge.sticky import post_sticky
 
     try:
         outcome = post_sticky(api, key, body, create=create, dry_run=dry_run)
     except ForbiddenError as e:
         if ctx.forge == "github" and (e.read_only_token or ctx.fork):
-            return False, (fork_fallback(ctx, text_markdown, environ, why=f"HTTP {e.status}: {e.message}"),)
+            return False, (
+                fork_fallback(ctx, text_markdown, environ, why=f"HTTP {e.status}: {e.message}"),
+            )
         raise
     target = f"comment {outcome.comment_id}" if outcome.comment_id is not None else "a comment"
     if outcome.action == "skipped":
-        lines = [Message(f"{PREFIX}no regression and no earlier comment on {ctx.where}: nothing posted "
-                         "(--only-on-regression)")]
+        lines = [
+            Message(
+                f"{PREFIX}no regression and no earlier comment on {ctx.where}: nothing posted "
+                "(--only-on-regression)"
+            )
+        ]
     else:
-        lines = [Message(f"{PREFIX}{'dry run: ' if dry_run else ''}{outcome.action} {target} on {ctx.where}")]
+        lines = [
+            Message(
+                f"{PREFIX}{'dry run: ' if dry_run else ''}{outcome.action} {target} on {ctx.where}"
+            )
+        ]
     if outcome.deleted:
-        lines.append(Message(f"{PREFIX}deleted duplicate comments {', '.join(map(str, outcome.deleted))}"))
+        lines.append(
+            Message(f"{PREFIX}deleted duplicate comments {', '.join(map(str, outcome.deleted))}")
+        )
     if dry_run and verbose:
         lines.append(Message(body))
     return True, tuple(lines)
 
 
-def fork_fallback(ctx: Context, markdown: str, environ: t.Mapping[str, str], *, why: str) -> Message:
+def fork_fallback(
+    ctx: Context, markdown: str, environ: t.Mapping[str, str], *, why: str
+) -> Message:
     """Append the report to the job summary (cut to GitHub's 1 MiB) and return the notice that
     says how to comment on a fork's pull request."""
-    from ci_golden.forge.body import cut_markdown, cut_note
 
     if ctx.step_summary:
         size = len(markdown.encode("utf-8"))
         if size > STEP_SUMMARY_MAX_BYTES:
             limit = len(markdown) * (STEP_SUMMARY_MAX_BYTES - 4096) // size
-            markdown = cut_markdown(markdown, limit, cut_note(limit, "the job summary", ctx.run_url))
+            markdown = cut_markdown(
+                markdown, limit, cut_note(limit, "the job summary", ctx.run_url)
+            )
         with open(ctx.step_summary, "a", encoding="utf-8") as f:
             f.write(markdown.rstrip("\n") + "\n")
     else:
@@ -172,20 +223,28 @@ def fork_fallback(ctx: Context, markdown: str, environ: t.Mapping[str, str], *, 
 
 def set_status(posting: Posting, *, key: str) -> tuple[Message, ...]:
     """Set the commit status of ``key`` from the report's verdict on the head commit."""
-    from ci_golden.forge.sansio import ForbiddenError
 
     ctx, api = posting.ctx, posting.api
     assert ctx is not None and api is not None and posting.verdict is not None
     if not ctx.sha:
-        return (Message(f"{PREFIX}no commit SHA in the CI variables: commit status not set", err=True),)
+        return (
+            Message(f"{PREFIX}no commit SHA in the CI variables: commit status not set", err=True),
+        )
     context = "ci-golden" if key == "default" else f"ci-golden/{key}"
     state = STATES.get(posting.verdict, "error")
     try:
-        api.set_status(ctx.sha, t.cast(t.Any, state), context=context,
-                       description=f"golden values: {posting.verdict}", target_url=ctx.run_url)
+        api.set_status(
+            ctx.sha,
+            t.cast(t.Any, state),
+            context=context,
+            description=f"golden values: {posting.verdict}",
+            target_url=ctx.run_url,
+        )
     except ForbiddenError as e:
         if ctx.forge == "github" and (e.read_only_token or ctx.fork):
-            return (Message(f"{PREFIX}commit status not set: read-only token ({e.message})", err=True),)
+            return (
+                Message(f"{PREFIX}commit status not set: read-only token ({e.message})", err=True),
+            )
         raise
     return (Message(f"{PREFIX}commit status {context} = {state} on {ctx.sha[:12]}"),)
 
@@ -199,5 +258,7 @@ def request_figure(client: Client) -> str:
     c = client.counts
     failed = c.requests - c.pages - c.writes
     extra = f", {failed} failed" if failed else ""
-    return (f"{_plural(c.requests, 'API request')} ({_plural(c.pages, 'page')} listed + "
-            f"{_plural(c.writes, 'write')}{extra})")
+    return (
+        f"{_plural(c.requests, 'API request')} ({_plural(c.pages, 'page')} listed + "
+        f"{_plural(c.writes, 'write')}{extra})"
+    )

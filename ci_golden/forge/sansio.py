@@ -19,7 +19,7 @@ import time
 import typing as t
 from dataclasses import dataclass
 
-from ci_golden.errors import ForgeError
+from ci_golden.errors import ForgeError, UsageError
 
 Forge = t.Literal["github", "gitlab"]
 
@@ -29,7 +29,7 @@ RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 # GitHub asks clients to wait at least a minute after a secondary limit without headers.
 SECONDARY_LIMIT_DEFAULT_WAIT = 60.0
 
-_LINK_RE = re.compile(r'<(?P<url>[^>]*)>\s*;\s*(?P<params>[^,]*(?:,(?!\s*<)[^,]*)*)')
+_LINK_RE = re.compile(r"<(?P<url>[^>]*)>\s*;\s*(?P<params>[^,]*(?:,(?!\s*<)[^,]*)*)")
 _REL_RE = re.compile(r'rel\s*=\s*"?(?P<rel>[^";]+)"?')
 
 
@@ -52,8 +52,15 @@ class Redactor:
 class HTTPError(ForgeError):
     """The forge answered with an error status (after retries, where retrying made sense)."""
 
-    def __init__(self, status: int, message: str, headers: t.Mapping[str, str] | None = None,
-                 *, method: str = "", url: str = "") -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: t.Mapping[str, str] | None = None,
+        *,
+        method: str = "",
+        url: str = "",
+    ) -> None:
         self.status = status
         self.message = message
         self.headers = dict(headers or {})
@@ -189,8 +196,9 @@ def decode_response(
     if 200 <= status < 300:
         data, _ = _message(body, content_type) if body else (None, "")
         if body and data is None and "json" in (content_type or ""):
-            raise ServerError(status, "the answer is not valid JSON", headers,
-                              method=method, url=redact(url))
+            raise ServerError(
+                status, "the answer is not valid JSON", headers, method=method, url=redact(url)
+            )
         return data, next_page_url(url, headers)
     _, message = _message(body, content_type)
     message = redact(message)
@@ -244,7 +252,11 @@ def retry_delay(
         delay = _retry_after(lower["retry-after"], now)
         if delay is not None:
             return delay
-    if limited and lower.get("x-ratelimit-remaining") == "0" and lower.get("x-ratelimit-reset", "").isdigit():
+    if (
+        limited
+        and lower.get("x-ratelimit-remaining") == "0"
+        and lower.get("x-ratelimit-reset", "").isdigit()
+    ):
         return max(0.0, float(lower["x-ratelimit-reset"]) - now) + 1.0
     exponential = backoff * 2 ** max(0, attempt - 1)
     jittered = exponential * (0.5 + rand() / 2)
@@ -265,14 +277,20 @@ class RetryPolicy:
     @classmethod
     def from_environ(cls, environ: t.Mapping[str, str]) -> RetryPolicy:
         """Overrides from ``CI_GOLDEN_HTTP_{ATTEMPTS,TIMEOUT,DEADLINE,BACKOFF}``."""
-        from ci_golden.errors import UsageError
 
         values: dict[str, t.Any] = {}
-        for field, kind in (("attempts", int), ("timeout", float), ("deadline", float), ("backoff", float)):
+        for field, kind in (
+            ("attempts", int),
+            ("timeout", float),
+            ("deadline", float),
+            ("backoff", float),
+        ):
             raw = environ.get(f"CI_GOLDEN_HTTP_{field.upper()}")
             if raw:
                 try:
                     values[field] = kind(raw)
                 except ValueError:
-                    raise UsageError(f"CI_GOLDEN_HTTP_{field.upper()}={raw!r} is not a number") from None
+                    raise UsageError(
+                        f"CI_GOLDEN_HTTP_{field.upper()}={raw!r} is not a number"
+                    ) from None
         return cls(**values)

@@ -64,7 +64,9 @@ def _delete(api: CommentAPI, comments: t.Iterable[Comment]) -> tuple[int, ...]:
     return tuple(deleted)
 
 
-def _keep_oldest(api: CommentAPI, ours: list[Comment], body: str, *, written: int | None) -> Outcome:
+def _keep_oldest(
+    api: CommentAPI, ours: list[Comment], body: str, *, written: int | None
+) -> Outcome:
     keep = ours[0]
     if keep.id != written:
         api.update(keep.id, body)
@@ -72,8 +74,9 @@ def _keep_oldest(api: CommentAPI, ours: list[Comment], body: str, *, written: in
     return Outcome(action, keep.id, _delete(api, ours[1:]))
 
 
-def post_sticky(api: CommentAPI, key: str, body: str, *, create: bool = True,
-                dry_run: bool = False) -> Outcome:
+def post_sticky(
+    api: CommentAPI, key: str, body: str, *, create: bool = True, dry_run: bool = False
+) -> Outcome:
     """Make the one comment of ``key`` hold ``body``.
 
     :param create: when false (``--only-on-regression`` and nothing regressed) an existing

@@ -1,7 +1,8 @@
 """Regenerate tests/openapi/github-subset.json from GitHub's official OpenAPI description.
 
     cd /tmp && npm install @octokit/openapi
-    python tests/openapi/trim_github.py /tmp/node_modules/@octokit/openapi/generated/api.github.com.json
+    spec=/tmp/node_modules/@octokit/openapi/generated/api.github.com.json
+    python tests/openapi/trim_github.py "$spec"
 
 Keeps the operations the forge layer and the test servers use, with every component they
 reference (transitively), and nothing else. The output is stable (sorted keys) so that a
@@ -63,8 +64,10 @@ def trim(spec: dict[str, t.Any], operations: t.Sequence[str] = OPERATIONS) -> di
         todo.extend(_refs(node))
     return {
         "openapi": spec["openapi"],
-        "info": {**spec["info"], "description": "Trimmed by tests/openapi/trim_github.py: "
-                 + ", ".join(operations)},
+        "info": {
+            **spec["info"],
+            "description": "Trimmed by tests/openapi/trim_github.py: " + ", ".join(operations),
+        },
         "servers": spec.get("servers", []),
         "paths": paths,
         "components": components,
@@ -72,15 +75,20 @@ def trim(spec: dict[str, t.Any], operations: t.Sequence[str] = OPERATIONS) -> di
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("source", type=Path, help="api.github.com.json from @octokit/openapi")
     parser.add_argument("--out", type=Path, default=HERE / "github-subset.json")
     args = parser.parse_args(argv)
     spec = json.loads(args.source.read_text(encoding="utf-8"))
     subset = trim(spec)
     args.out.write_text(json.dumps(subset, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    print(f"{args.out}: {len(subset['paths'])} paths, "
-          f"{sum(len(v) for v in subset['components'].values())} components", file=sys.stderr)
+    print(
+        f"{args.out}: {len(subset['paths'])} paths, "
+        f"{sum(len(v) for v in subset['components'].values())} components",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -46,7 +46,8 @@ class Fault:
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (
-            self.path is None or re.search(self.path, path) is not None)
+            self.path is None or re.search(self.path, path) is not None
+        )
 
 
 @dataclass
@@ -110,7 +111,12 @@ class OpenAPICheck:
     @staticmethod
     def _text(e: Exception) -> str:
         cause = e.__cause__
-        errors = [x.message for x in getattr(cause, "schema_errors", None) or getattr(e, "schema_errors", None) or []]
+        errors = [
+            x.message
+            for x in getattr(cause, "schema_errors", None)
+            or getattr(e, "schema_errors", None)
+            or []
+        ]
         return f"{type(e).__name__}: {e}" + (f" {errors}" if errors else "")
 
     def _request(self, method: str, url: str, headers: t.Mapping[str, str], body: bytes) -> t.Any:
@@ -120,15 +126,25 @@ class OpenAPICheck:
         prepared = requests.Request(method, url, headers=dict(headers), data=body or None).prepare()
         return RequestsOpenAPIRequest(prepared)
 
-    def request_errors(self, method: str, url: str, headers: t.Mapping[str, str], body: bytes) -> list[str]:
+    def request_errors(
+        self, method: str, url: str, headers: t.Mapping[str, str], body: bytes
+    ) -> list[str]:
         try:
             self.api.validate_request(self._request(method, url, headers, body))
         except Exception as e:
             return [self._text(e)]
         return []
 
-    def response_errors(self, method: str, url: str, headers: t.Mapping[str, str], body: bytes,
-                        status: int, reply_headers: t.Mapping[str, str], reply_body: bytes) -> list[str]:
+    def response_errors(
+        self,
+        method: str,
+        url: str,
+        headers: t.Mapping[str, str],
+        body: bytes,
+        status: int,
+        reply_headers: t.Mapping[str, str],
+        reply_body: bytes,
+    ) -> list[str]:
         import requests
         from openapi_core.contrib.requests import RequestsOpenAPIResponse
 
@@ -137,7 +153,9 @@ class OpenAPICheck:
         response.headers = requests.structures.CaseInsensitiveDict(reply_headers)
         response._content = reply_body
         try:
-            self.api.validate_response(self._request(method, url, headers, body), RequestsOpenAPIResponse(response))
+            self.api.validate_response(
+                self._request(method, url, headers, body), RequestsOpenAPIResponse(response)
+            )
         except Exception as e:
             if type(e).__name__ == "ResponseNotFound" and status >= 400:
                 # the forges answer 401/404/422 where their descriptions omit them (GitHub's
@@ -177,7 +195,9 @@ class ApiServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=type(self).__name__, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name=type(self).__name__, daemon=True
+        )
         self._thread.start()
         if self.validate and self.spec_file:
             self._check = OpenAPICheck(self.load_spec(), self.url)
@@ -217,8 +237,15 @@ class ApiServer:
 
     # -- configuration by tests ------------------------------------------------------------------
 
-    def inject(self, kind: FaultKind, *, method: str | None = None, path: str | None = None,
-               times: int = 1, **kwargs: t.Any) -> Fault:
+    def inject(
+        self,
+        kind: FaultKind,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        times: int = 1,
+        **kwargs: t.Any,
+    ) -> Fault:
         fault = Fault(kind, method, path, times=times, **kwargs)
         with self.lock:
             self.faults.append(fault)
@@ -234,13 +261,23 @@ class ApiServer:
         self._list_barrier = threading.Barrier(parties, timeout=timeout)
 
     def count(self, method: str | None = None, path: str | None = None) -> int:
-        return sum(1 for e in self.exchanges if (method is None or e.method == method)
-                   and (path is None or re.search(path, e.path)))
+        return sum(
+            1
+            for e in self.exchanges
+            if (method is None or e.method == method) and (path is None or re.search(path, e.path))
+        )
 
     # -- routing --------------------------------------------------------------------------------
 
-    def route(self, method: str, pattern: str, handler: Handler, *, is_list: bool = False,
-              checked: bool = True) -> None:
+    def route(
+        self,
+        method: str,
+        pattern: str,
+        handler: Handler,
+        *,
+        is_list: bool = False,
+        checked: bool = True,
+    ) -> None:
         """``checked``: the route is in the OpenAPI description (storage URLs are not)."""
         self._routes.append((method, re.compile(f"^{pattern}$"), handler, is_list, checked))
 
@@ -270,11 +307,15 @@ class ApiServer:
                     except threading.BrokenBarrierError:
                         self.race_broken = True
                     self._list_barrier = None
-                return handler(request, **{k: unquote(v) for k, v in match.groupdict().items()}), True
+                return handler(
+                    request, **{k: unquote(v) for k, v in match.groupdict().items()}
+                ), True
         return self.not_found(), False
 
     @staticmethod
-    def link_header(base: str, query: dict[str, list[str]], page: int, last: int, per_page: int) -> str:
+    def link_header(
+        base: str, query: dict[str, list[str]], page: int, last: int, per_page: int
+    ) -> str:
         def url(p: int) -> str:
             q = {k: v[-1] for k, v in query.items() if k not in ("page", "per_page")}
             q.update(per_page=str(per_page), page=str(p))
@@ -308,9 +349,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         path = split.path
         if api.prefix and path.startswith(api.prefix):
-            path = path[len(api.prefix):]
-        request = Request(self.command, path, parse_qs(split.query, keep_blank_values=True),
-                          {k.lower(): v for k, v in self.headers.items()}, body, api.url)
+            path = path[len(api.prefix) :]
+        request = Request(
+            self.command,
+            path,
+            parse_qs(split.query, keep_blank_values=True),
+            {k.lower(): v for k, v in self.headers.items()},
+            body,
+            api.url,
+        )
         fault = None
         with api.lock:
             for f in api.faults:
@@ -324,18 +371,35 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._reset()
             return
         if fault is not None and fault.kind == "status":
-            reply = Reply(fault.status, {"message": fault.message,
-                                         "documentation_url": "https://docs.github.com/rest"}, dict(fault.headers))
+            reply = Reply(
+                fault.status,
+                {"message": fault.message, "documentation_url": "https://docs.github.com/rest"},
+                dict(fault.headers),
+            )
             validate = False  # injected infrastructure answers are not in the description
         else:
             checked = api._check is not None and api.checked(request.method, request.path)
-            errors = api._check.request_errors(self.command, api.origin + self.path, dict(self.headers), body) \
-                if api._check is not None and checked else []
+            errors = (
+                api._check.request_errors(
+                    self.command, api.origin + self.path, dict(self.headers), body
+                )
+                if api._check is not None and checked
+                else []
+            )
             if errors:
                 with api.lock:
                     api.violations.append(f"request {self.command} {self.path}: {errors}")
-                reply, validate = Reply(422, {"message": "Validation Failed", "errors": errors,
-                                              "documentation_url": "https://docs.github.com/rest"}), False
+                reply, validate = (
+                    Reply(
+                        422,
+                        {
+                            "message": "Validation Failed",
+                            "errors": errors,
+                            "documentation_url": "https://docs.github.com/rest",
+                        },
+                    ),
+                    False,
+                )
             else:
                 try:
                     with api.lock if request.method != "GET" else _nolock():
@@ -347,11 +411,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 validate = validate and checked
         data, headers = reply.encode()
         if validate and api._check is not None and reply.status < 500:
-            errors = api._check.response_errors(self.command, api.origin + self.path, dict(self.headers), body,
-                                                reply.status, headers, data)
+            errors = api._check.response_errors(
+                self.command,
+                api.origin + self.path,
+                dict(self.headers),
+                body,
+                reply.status,
+                headers,
+                data,
+            )
             if errors:
                 with api.lock:
-                    api.violations.append(f"response {reply.status} to {self.command} {self.path}: {errors}")
+                    api.violations.append(
+                        f"response {reply.status} to {self.command} {self.path}: {errors}"
+                    )
         if fault is not None and fault.kind == "lost":
             api.exchanges.append(Exchange(*record, None, "lost"))
             self._reset()

@@ -39,5 +39,8 @@ def github_api_fixture() -> t.Iterator[GitHubAPIServer]:
 
 @pytest.fixture(name="gitlab_api")
 def gitlab_api_fixture() -> t.Iterator[GitLabAPIServer]:
-    """A GitLab API server; ``gitlab_api.url`` is CI_API_V4_URL, ``gitlab_api.token`` the PRIVATE-TOKEN."""
+    """A GitLab API server.
+
+    ``gitlab_api.url`` is CI_API_V4_URL, ``gitlab_api.token`` the PRIVATE-TOKEN.
+    """
     yield from _serve(GitLabAPIServer())

@@ -16,8 +16,15 @@ from dataclasses import dataclass, field
 from .base import ApiServer, Reply, Request, iso
 
 EPOCH = 1_704_067_200
-BOT_USER = {"id": 7, "username": "project_42_bot_ci_golden", "name": "ci-golden", "state": "active",
-            "locked": False, "avatar_url": None, "web_url": "https://gitlab.example.com/project_42_bot_ci_golden"}
+BOT_USER = {
+    "id": 7,
+    "username": "project_42_bot_ci_golden",
+    "name": "ci-golden",
+    "state": "active",
+    "locked": False,
+    "avatar_url": None,
+    "web_url": "https://gitlab.example.com/project_42_bot_ci_golden",
+}
 
 
 @dataclass
@@ -68,8 +75,15 @@ class GitLabAPIServer(ApiServer):
         self.route("PUT", rf"{notes}/(?P<note_id>-?\d+)", self.update_note)
         self.route("DELETE", rf"{notes}/(?P<note_id>-?\d+)", self.delete_note)
         self.route("POST", rf"{project}/statuses/(?P<sha>[^/]+)", self.create_status)
-        self.route("GET", rf"{project}/pipelines/(?P<pipeline_id>-?\d+)/jobs", self.list_jobs, is_list=True)
-        self.route("GET", rf"{project}/pipelines/(?P<pipeline_id>-?\d+)/bridges", self.list_bridges, is_list=True)
+        self.route(
+            "GET", rf"{project}/pipelines/(?P<pipeline_id>-?\d+)/jobs", self.list_jobs, is_list=True
+        )
+        self.route(
+            "GET",
+            rf"{project}/pipelines/(?P<pipeline_id>-?\d+)/bridges",
+            self.list_bridges,
+            is_list=True,
+        )
         self.route("GET", rf"{project}/jobs/(?P<job_id>-?\d+)/artifacts", self.job_artifacts)
 
     # -- helpers for tests ----------------------------------------------------------------------
@@ -77,8 +91,15 @@ class GitLabAPIServer(ApiServer):
     def tick(self) -> int:
         return EPOCH + next(self._clock)
 
-    def add_note(self, project: str, iid: int, body: str, *, system: bool = False,
-                 author: dict[str, t.Any] | None = None) -> int:
+    def add_note(
+        self,
+        project: str,
+        iid: int,
+        body: str,
+        *,
+        system: bool = False,
+        author: dict[str, t.Any] | None = None,
+    ) -> int:
         with self.lock:
             nid, now = next(self._ids), self.tick()
             author = author or {**BOT_USER, "id": 1, "username": "alice", "name": "Alice"}
@@ -87,22 +108,43 @@ class GitLabAPIServer(ApiServer):
 
     def notes(self, project: str, iid: int) -> list[StoredNote]:
         with self.lock:
-            return sorted((n for n in self.state.notes.values() if (n.project, n.iid) == (project, iid)),
-                          key=lambda n: (n.created, n.id))
+            return sorted(
+                (n for n in self.state.notes.values() if (n.project, n.iid) == (project, iid)),
+                key=lambda n: (n.created, n.id),
+            )
 
-    def add_job(self, project: str, pipeline_id: int, name: str, *, artifacts: bytes | None = None,
-                stage: str = "test", status: str = "success") -> int:
+    def add_job(
+        self,
+        project: str,
+        pipeline_id: int,
+        name: str,
+        *,
+        artifacts: bytes | None = None,
+        stage: str = "test",
+        status: str = "success",
+    ) -> int:
         with self.lock:
             jid = next(self._ids)
-            self.state.jobs[jid] = StoredJob(jid, project, pipeline_id, name, stage, status, artifacts)
+            self.state.jobs[jid] = StoredJob(
+                jid, project, pipeline_id, name, stage, status, artifacts
+            )
             return jid
 
-    def add_bridge(self, project: str, pipeline_id: int, name: str, downstream_pipeline_id: int, *,
-                   stage: str = "test", status: str = "success") -> int:
+    def add_bridge(
+        self,
+        project: str,
+        pipeline_id: int,
+        name: str,
+        downstream_pipeline_id: int,
+        *,
+        stage: str = "test",
+        status: str = "success",
+    ) -> int:
         with self.lock:
             jid = next(self._ids)
-            self.state.jobs[jid] = StoredJob(jid, project, pipeline_id, name, stage, status, None,
-                                             downstream_pipeline_id)
+            self.state.jobs[jid] = StoredJob(
+                jid, project, pipeline_id, name, stage, status, None, downstream_pipeline_id
+            )
             return jid
 
     # -- auth -----------------------------------------------------------------------------------
@@ -113,7 +155,11 @@ class GitLabAPIServer(ApiServer):
         if token == self.token or bearer == f"Bearer {self.token}":
             return True
         job = request.headers.get("job-token")
-        return job == self.job_token and request.method == "GET" and request.path.endswith("/artifacts")
+        return (
+            job == self.job_token
+            and request.method == "GET"
+            and request.path.endswith("/artifacts")
+        )
 
     def unauthorized(self) -> Reply:
         return Reply(401, {"message": "401 Unauthorized"})
@@ -125,11 +171,24 @@ class GitLabAPIServer(ApiServer):
 
     def _note_json(self, n: StoredNote) -> dict[str, t.Any]:
         return {
-            "id": n.id, "type": None, "body": n.body, "attachment": None, "author": n.author,
-            "created_at": iso(n.created), "updated_at": iso(n.updated), "system": n.system,
-            "noteable_id": 9000 + n.iid, "noteable_type": "MergeRequest", "project_id": _project_id(n.project),
-            "resolvable": False, "confidential": False, "internal": False, "imported": False,
-            "imported_from": "none", "noteable_iid": n.iid, "commands_changes": {},
+            "id": n.id,
+            "type": None,
+            "body": n.body,
+            "attachment": None,
+            "author": n.author,
+            "created_at": iso(n.created),
+            "updated_at": iso(n.updated),
+            "system": n.system,
+            "noteable_id": 9000 + n.iid,
+            "noteable_type": "MergeRequest",
+            "project_id": _project_id(n.project),
+            "resolvable": False,
+            "confidential": False,
+            "internal": False,
+            "imported": False,
+            "imported_from": "none",
+            "noteable_iid": n.iid,
+            "commands_changes": {},
         }
 
     def _page(self, request: Request, items: list[t.Any]) -> tuple[list[t.Any], dict[str, str]]:
@@ -139,25 +198,47 @@ class GitLabAPIServer(ApiServer):
         except ValueError:
             per_page, page = 20, 1
         last = max(1, -(-len(items) // per_page))
-        headers = {"x-page": str(page), "x-per-page": str(per_page), "x-total": str(len(items)),
-                   "x-total-pages": str(last), "x-next-page": str(page + 1) if page < last else "",
-                   "x-prev-page": str(page - 1) if page > 1 else ""}
+        headers = {
+            "x-page": str(page),
+            "x-per-page": str(per_page),
+            "x-total": str(len(items)),
+            "x-total-pages": str(last),
+            "x-next-page": str(page + 1) if page < last else "",
+            "x-prev-page": str(page - 1) if page > 1 else "",
+        }
         link = self.link_header(self.url + request.path, request.query, page, last, per_page)
         if link:
             headers["Link"] = link
-        return items[(page - 1) * per_page: page * per_page], headers
+        return items[(page - 1) * per_page : page * per_page], headers
 
     def _pipeline(self, project: str, pipeline_id: int) -> dict[str, t.Any]:
-        return {"id": pipeline_id, "iid": pipeline_id, "project_id": _project_id(project), "sha": "0" * 40,
-                "ref": "main", "status": "success", "source": "merge_request_event",
-                "created_at": iso(EPOCH), "updated_at": iso(EPOCH),
-                "web_url": f"https://gitlab.example.com/{project}/-/pipelines/{pipeline_id}"}
+        return {
+            "id": pipeline_id,
+            "iid": pipeline_id,
+            "project_id": _project_id(project),
+            "sha": "0" * 40,
+            "ref": "main",
+            "status": "success",
+            "source": "merge_request_event",
+            "created_at": iso(EPOCH),
+            "updated_at": iso(EPOCH),
+            "web_url": f"https://gitlab.example.com/{project}/-/pipelines/{pipeline_id}",
+        }
 
     def _job_json(self, j: StoredJob) -> dict[str, t.Any]:
         job: dict[str, t.Any] = {
-            "id": j.id, "name": j.name, "stage": j.stage, "status": j.status, "ref": "main", "tag": False,
-            "allow_failure": False, "created_at": iso(EPOCH), "started_at": iso(EPOCH), "finished_at": iso(EPOCH + 60),
-            "duration": 60.0, "queued_duration": 1.0,
+            "id": j.id,
+            "name": j.name,
+            "stage": j.stage,
+            "status": j.status,
+            "ref": "main",
+            "tag": False,
+            "allow_failure": False,
+            "created_at": iso(EPOCH),
+            "started_at": iso(EPOCH),
+            "finished_at": iso(EPOCH + 60),
+            "duration": 60.0,
+            "queued_duration": 1.0,
             "web_url": f"https://gitlab.example.com/{j.project}/-/jobs/{j.id}",
             "pipeline": self._pipeline(j.project, j.pipeline_id),
         }
@@ -168,8 +249,14 @@ class GitLabAPIServer(ApiServer):
         job["tag_list"] = []
         job["artifacts_expire_at"] = None
         if j.artifacts is not None:
-            job["artifacts"] = [{"file_type": "archive", "size": len(j.artifacts), "filename": "artifacts.zip",
-                                 "file_format": "zip"}]
+            job["artifacts"] = [
+                {
+                    "file_type": "archive",
+                    "size": len(j.artifacts),
+                    "filename": "artifacts.zip",
+                    "file_format": "zip",
+                }
+            ]
             job["artifacts_file"] = {"filename": "artifacts.zip", "size": len(j.artifacts)}
         return job
 
@@ -189,7 +276,9 @@ class GitLabAPIServer(ApiServer):
         if not isinstance(data, dict) or not isinstance(data.get("body"), str) or not data["body"]:
             return Reply(400, {"error": "body is missing"})
         if len(data["body"]) > 1_000_000:
-            return Reply(400, {"message": {"note": ["is too long (maximum is 1000000 characters)"]}})
+            return Reply(
+                400, {"message": {"note": ["is too long (maximum is 1000000 characters)"]}}
+            )
         return t.cast(str, data["body"])
 
     def create_note(self, request: Request, project: str, iid: str) -> Reply:
@@ -224,27 +313,50 @@ class GitLabAPIServer(ApiServer):
         data = request.json()
         if not isinstance(data, dict):
             data = {k: v[-1] for k, v in request.query.items()}
-        if data.get("state") not in ("pending", "running", "success", "failed", "canceled", "skipped"):
+        if data.get("state") not in (
+            "pending",
+            "running",
+            "success",
+            "failed",
+            "canceled",
+            "skipped",
+        ):
             return Reply(400, {"error": "state does not have a valid value"})
         now = iso(self.tick())
         status = {
-            "id": next(self._ids), "sha": sha, "ref": data.get("ref"), "status": data["state"],
-            "name": data.get("name") or data.get("context") or "default", "target_url": data.get("target_url"),
-            "description": data.get("description"), "created_at": now, "started_at": None,
+            "id": next(self._ids),
+            "sha": sha,
+            "ref": data.get("ref"),
+            "status": data["state"],
+            "name": data.get("name") or data.get("context") or "default",
+            "target_url": data.get("target_url"),
+            "description": data.get("description"),
+            "created_at": now,
+            "started_at": None,
             "finished_at": now if data["state"] in ("success", "failed", "canceled") else None,
-            "allow_failure": False, "coverage": None, "pipeline_id": 1, "author": BOT_USER,
+            "allow_failure": False,
+            "coverage": None,
+            "pipeline_id": 1,
+            "author": BOT_USER,
         }
         self.state.statuses.append({**status, "project": project})
         return Reply(201, status)
 
     def _jobs(self, request: Request, project: str, pipeline_id: str, *, bridges: bool) -> Reply:
         with self.lock:
-            jobs = [j for j in self.state.jobs.values() if j.project == project and j.pipeline_id == int(pipeline_id)
-                    and (j.bridge_to is not None) == bridges]
+            jobs = [
+                j
+                for j in self.state.jobs.values()
+                if j.project == project
+                and j.pipeline_id == int(pipeline_id)
+                and (j.bridge_to is not None) == bridges
+            ]
         scope = request.query.get("scope[]") or request.query.get("scope")
         if scope:
             jobs = [j for j in jobs if j.status in scope]
-        page, headers = self._page(request, [self._job_json(j) for j in sorted(jobs, key=lambda j: -j.id)])
+        page, headers = self._page(
+            request, [self._job_json(j) for j in sorted(jobs, key=lambda j: -j.id)]
+        )
         return Reply(200, page, headers)
 
     def list_jobs(self, request: Request, project: str, pipeline_id: str) -> Reply:
@@ -257,8 +369,14 @@ class GitLabAPIServer(ApiServer):
         j = self.state.jobs.get(int(job_id))
         if j is None or j.project != project or j.artifacts is None:
             return Reply(404, {"message": "404 Not found"})
-        return Reply(200, j.artifacts, {"Content-Type": "application/zip",
-                                        "Content-Disposition": 'attachment; filename="artifacts.zip"'})
+        return Reply(
+            200,
+            j.artifacts,
+            {
+                "Content-Type": "application/zip",
+                "Content-Disposition": 'attachment; filename="artifacts.zip"',
+            },
+        )
 
 
 def _project_id(project: str) -> int:

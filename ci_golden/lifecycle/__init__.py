@@ -1,0 +1,1 @@
+"""Maintaining goldens over time: refresh from results, calibrate tolerances."""

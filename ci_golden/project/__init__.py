@@ -1,0 +1,1 @@
+"""The project: its config, JSON Schemas, YAML reading, paths and git changes."""

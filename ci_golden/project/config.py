@@ -1,0 +1,239 @@
+"""The project config: ``ci_golden.yaml``, else ``[tool.ci_golden]`` in pyproject.toml, else
+defaults.
+
+Built-in defaults make a Megatron-LM tree work with no file at all. A config file replaces
+each top-level key it sets; keys it leaves out keep their defaults. Unknown keys, platforms
+and environments are errors with a "did you mean" hint: a typo must never shrink a matrix.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import typing as t
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci_golden.errors import ConfigError
+from ci_golden.project.schema import did_you_mean, first_error
+from ci_golden.project.yamlio import load_yaml
+
+CONFIG_FILE = "ci_golden.yaml"
+
+DEFAULTS: dict[str, t.Any] = {
+    "test_cases": "tests/functional_tests/test_cases",
+    "platforms": {
+        "dgx_h100": {
+            "gpu": "H100",
+            "gpus_per_node": 8,
+            "github": {"runs-on": ["self-hosted", "linux", "h100"]},
+            "gitlab": {"tags": ["h100"]},
+        },
+        "dgx_a100": {
+            "gpu": "A100",
+            "gpus_per_node": 8,
+            "github": {"runs-on": ["self-hosted", "linux", "a100"]},
+            "gitlab": {"tags": ["a100"]},
+        },
+        "dgx_gb200": {
+            "gpu": "GB200",
+            "gpus_per_node": 4,
+            "github": {"runs-on": ["self-hosted", "linux", "gb200"]},
+            "gitlab": {"tags": ["gb200"]},
+        },
+    },
+    "environments": {
+        "dev": {"platforms": ["dgx_h100", "dgx_a100", "dgx_gb200"]},
+        "lts": {"platforms": ["dgx_a100"]},
+    },
+    "scopes": ["mr", "nightly", "weekly"],
+    "default_scope": "mr",
+    "gated_metrics": ["lm loss", "num-zeros"],
+    "metrics": {},
+    "global_paths": [],
+    "defaults": {"n_repeat": 1, "time_limit": 3600, "nodes": 1},
+}
+
+
+@dataclass(frozen=True)
+class Platform:
+    name: str
+    gpu: str | None
+    gpus_per_node: int
+    runs_on: tuple[str, ...]
+    tags: tuple[str, ...]
+    opt_in: bool = False
+
+
+@dataclass(frozen=True)
+class JobDefaults:
+    n_repeat: int
+    time_limit: int
+    nodes: int
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved project config. ``root`` is the folder paths are relative to."""
+
+    root: Path
+    source: str | None
+    test_cases: Path
+    platforms: dict[str, Platform]
+    environments: dict[str, tuple[str, ...]]
+    scopes: tuple[str, ...]
+    default_scope: str
+    gated_metrics: tuple[str, ...]
+    metrics: dict[str, dict[str, t.Any]]
+    global_paths: tuple[str, ...]
+    defaults: JobDefaults
+
+    def platform(self, name: str) -> Platform:
+        try:
+            return self.platforms[name]
+        except KeyError:
+            raise ConfigError(
+                self.source or "<built-in config>",
+                f"unknown platform {name!r}{did_you_mean(name, self.platforms)}",
+            ) from None
+
+    def check_names(
+        self,
+        kind: t.Literal["platform", "environment", "scope"],
+        names: t.Iterable[str],
+        where: str,
+    ) -> None:
+        """Raise a "did you mean" error for the first name the config does not define."""
+        known: t.Collection[str]
+        if kind == "platform":
+            known = self.platforms
+        elif kind == "environment":
+            known = self.environments
+        else:
+            known = self.scopes
+        for name in names:
+            if name not in known:
+                raise ConfigError(where, f"unknown {kind} {name!r}{did_you_mean(name, known)}")
+
+
+def _schema_errors(data: dict[str, t.Any], name: str) -> None:
+    error = first_error("project_config", data)
+    if error is not None:
+        raise ConfigError(name, *error)
+
+
+def _read_pyproject(path: Path) -> dict[str, t.Any] | None:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10: tomli when it is installed
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            return None
+    try:
+        with path.open("rb") as f:
+            doc = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(str(path), f"cannot read: {e}") from e
+    section = doc.get("tool", {}).get("ci_golden")
+    return section if isinstance(section, dict) else None
+
+
+def find_config(start: Path) -> Path | None:
+    """``ci_golden.yaml`` in ``start``, else a pyproject.toml there with ``[tool.ci_golden]``."""
+    candidate = start / CONFIG_FILE
+    if candidate.is_file():
+        return candidate
+    pyproject = start / "pyproject.toml"
+    if pyproject.is_file() and _read_pyproject(pyproject) is not None:
+        return pyproject
+    return None
+
+
+def load_config(
+    path: Path | None = None, *, cwd: Path | None = None, test_cases: Path | None = None
+) -> Config:
+    """Load and validate the config; ``test_cases`` overrides its root folder.
+
+    With no ``path`` the config is looked up in ``cwd``; with none found the built-in
+    defaults apply, relative to ``cwd``.
+    """
+    cwd = cwd or Path.cwd()
+    if path is None:
+        path = find_config(cwd)
+    user: dict[str, t.Any] = {}
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(str(path), "config file not found")
+        if path.suffix == ".toml":
+            section = _read_pyproject(path)
+            if section is None:
+                raise ConfigError(
+                    str(path), "no [tool.ci_golden] table (reading it needs Python 3.11 or tomli)"
+                )
+            user = section
+        else:
+            loaded = load_yaml(path)
+            if loaded is None:
+                loaded = {}
+            if not isinstance(loaded, dict):
+                raise ConfigError(str(path), "the config must be a mapping", "$")
+            user = loaded
+        _schema_errors(user, str(path))
+    merged = copy.deepcopy(DEFAULTS)
+    merged.update(user)
+    return _build(merged, path, cwd, test_cases)
+
+
+def _labels(value: t.Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _build(data: dict[str, t.Any], path: Path | None, cwd: Path, test_cases: Path | None) -> Config:
+    name = str(path) if path else "<built-in config>"
+    root = path.parent if path else cwd
+    platforms = {
+        pname: Platform(
+            name=pname,
+            gpu=p.get("gpu"),
+            gpus_per_node=int(p.get("gpus_per_node", 8 if p.get("gpu") else 0)),
+            runs_on=_labels(p.get("github", {}).get("runs-on")),
+            tags=_labels(p.get("gitlab", {}).get("tags")),
+            opt_in=bool(p.get("opt_in", False)),
+        )
+        for pname, p in data["platforms"].items()
+    }
+    environments = {e: tuple(v["platforms"]) for e, v in data["environments"].items()}
+    for env, plats in environments.items():
+        for p in plats:
+            if p not in platforms:
+                raise ConfigError(
+                    name,
+                    f"unknown platform {p!r}{did_you_mean(p, platforms)}",
+                    f"$.environments.{env}.platforms",
+                )
+    scopes = tuple(data["scopes"])
+    if data["default_scope"] not in scopes:
+        raise ConfigError(
+            name,
+            f"default_scope {data['default_scope']!r} is not in scopes"
+            f"{did_you_mean(data['default_scope'], scopes)}",
+            "$.default_scope",
+        )
+    defaults = {**DEFAULTS["defaults"], **data["defaults"]}
+    root_cases = test_cases if test_cases is not None else root / data["test_cases"]
+    return Config(
+        root=root,
+        source=str(path) if path else None,
+        test_cases=root_cases,
+        platforms=platforms,
+        environments=environments,
+        scopes=scopes,
+        default_scope=data["default_scope"],
+        gated_metrics=tuple(data["gated_metrics"]),
+        metrics=dict(data["metrics"]),
+        global_paths=tuple(data["global_paths"]),
+        defaults=JobDefaults(**defaults),
+    )

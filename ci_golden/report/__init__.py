@@ -1,0 +1,1 @@
+"""Results of many jobs aggregated into one report, and its renderers."""

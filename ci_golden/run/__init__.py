@@ -1,0 +1,1 @@
+"""A job on its runner: the runner check, launching the trainer, collecting its metrics."""

@@ -1,0 +1,1 @@
+"""Checks of the tree against the schemas and the rules no schema can say."""

@@ -1,0 +1,142 @@
+"""`ci-golden local`: the whole flow on the bundled CPU cases, as the README's first command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import typing as t
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_JOBS = [
+    f"demo/{case} [{env}, cpu]"
+    for case in ("ckpt_resume", "nondeterministic", "regular")
+    for env in ("dev", "lts")
+]
+
+
+def copy_project(tmp_path: Path, cases: t.Sequence[str] = ("regular", "nondeterministic")) -> Path:
+    """The repository's config and some demo cases, in a folder of their own."""
+    root = tmp_path / "proj"
+    for case in cases:
+        shutil.copytree(REPO / "test_cases" / "demo" / case, root / "test_cases" / "demo" / case)
+    shutil.copy(
+        REPO / "test_cases" / "demo" / "trainer.py", root / "test_cases" / "demo" / "trainer.py"
+    )
+    shutil.copy(REPO / "ci_golden.yaml", root / "ci_golden.yaml")
+    for config in (root / "test_cases" / "demo").glob("*/model_config.yaml"):
+        text = config.read_text().replace(
+            "test_cases/demo/trainer.py", str(root / "test_cases" / "demo" / "trainer.py")
+        )
+        config.write_text(text)
+    return root
+
+
+def test_local_runs_the_bundled_cases_without_tensorboard(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    # as on a fresh clone with `pip install -e .` only: the optional tensorboard cannot be imported
+    blocker = tmp_path / "block" / "tensorboard"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('tensorboard is not installed')\n")
+    out = tmp_path / "out"
+    res = cli("local", "--out", out, env={"PYTHONPATH": str(blocker.parent)})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout == "".join(f"PASS      {job}\n" for job in DEMO_JOBS) + (
+        "6 jobs: 6 pass\n"
+        "verdict: pass\n"
+        f"reports: {out}/report.md, {out}/report.json, {out}/junit.xml\n"
+        f"job folders: {out}/<job>/ (result.json, actual values, run logs)\n"
+    )
+    assert res.stderr.endswith(
+        "0 errors, 1 warnings (13 files in 4 cases checked)\n"
+    )  # the gpt case's shadowed golden
+    markdown = (out / "report.md").read_text()
+    assert markdown.splitlines()[0] == "<!-- ci-golden:verdict=pass -->"
+    report = json.loads((out / "report.json").read_text())
+    assert [r["verdict"] for r in report["results"]] == ["pass"] * 6
+    suite = ET.parse(out / "junit.xml").getroot()
+    assert (
+        sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suite.iter("testsuite"))
+        == 0
+    )
+    job = out / "demo__regular__dev__cpu"
+    assert sorted(p.name for p in job.iterdir()) == [
+        "golden_values_dev_cpu.json",
+        "result.json",
+        "run",
+    ]
+    assert (job / "run" / "phase1" / "stdout.log").read_text().count("] iteration ") == 50
+
+
+def test_local_fails_on_a_regression(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    root = copy_project(tmp_path)
+    golden = root / "test_cases" / "demo" / "regular" / "golden_values_lts_cpu.json"
+    doc = json.loads(golden.read_text())
+    doc["lm loss"]["values"] = {k: v * 1.5 for k, v in doc["lm loss"]["values"].items()}
+    golden.write_text(json.dumps(doc, indent=4) + "\n")
+    res = cli("local", "--out", "out", cwd=root)
+    assert res.returncode == 1
+    lines = res.stdout.splitlines()
+    assert lines[:4] == [
+        "PASS      demo/nondeterministic [dev, cpu]",
+        "PASS      demo/nondeterministic [lts, cpu]",
+        "PASS      demo/regular [dev, cpu]",
+        "FAIL      demo/regular [lts, cpu]",
+    ]
+    assert lines[4:6] == ["4 jobs: 1 fail, 3 pass", "verdict: fail"]
+    assert (root / "out" / "report.md").read_text().startswith("<!-- ci-golden:verdict=fail -->\n")
+
+
+def test_local_stops_when_validation_finds_errors(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    root = copy_project(tmp_path)
+    (root / "test_cases" / "demo" / "regular" / "golden_values_dev_cpu.json").write_text("{}\n")
+    res = cli("local", "--out", "out", cwd=root)
+    assert (res.returncode, res.stdout) == (1, "")
+    assert res.stderr.endswith("ci-golden local: validation found errors; nothing was run\n")
+    assert "test_cases/demo/regular/golden_values_dev_cpu.json" in res.stderr
+    assert not (root / "out").exists()
+
+
+def test_local_with_no_job_on_the_platform(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    root = copy_project(tmp_path)
+    res = cli("local", "--out", "out", "--platform", "dgx_a100", cwd=root)
+    assert (res.returncode, res.stdout) == (2, "")
+    assert res.stderr.endswith(
+        f"ci-golden local: error: {root / 'test_cases'}: no job on platform(s) dgx_a100: "
+        "no case lists them in CI_GOLDEN.platforms\n"
+    )
+
+
+def test_local_refuses_an_output_folder_that_is_a_file(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    root = copy_project(tmp_path, cases=("regular",))
+    (root / "out").write_text("kept\n")
+    res = cli("local", "--out", "out", cwd=root)
+    assert (res.returncode, res.stdout, res.stderr) == (
+        2,
+        "",
+        "ci-golden local: error: out: exists and is not a folder\n",
+    )
+    assert (root / "out").read_text() == "kept\n"
+
+
+def test_verbose_streams_the_training_logs_with_a_prefix(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    root = copy_project(tmp_path, cases=("regular",))
+    quiet = cli("local", "--out", "quiet", cwd=root)
+    loud = cli("-v", "local", "--out", "loud", cwd=root)
+    assert quiet.returncode == loud.returncode == 0, loud.stdout + loud.stderr
+    assert "] iteration " not in quiet.stdout
+    for env in ("dev", "lts"):
+        lines = [
+            line
+            for line in loud.stdout.splitlines()
+            if line.startswith(f"[demo/regular {env} cpu phase1] ")
+        ]
+        assert sum("] iteration " in line for line in lines) == 50

@@ -1,0 +1,642 @@
+"""`ci-golden run` on a project of its own: argv building, the GPU check with fake nvidia-smi
+scripts, crashes, unsupported test types, time limits that stop a whole process tree, and cancel."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import typing as t
+from pathlib import Path
+
+import pytest
+
+TRAINER = Path(__file__).resolve().parents[2] / "test_cases" / "demo" / "trainer.py"
+CONFIG = """\
+test_cases: cases
+platforms:
+  dgx_h100: {gpu: H100, gpus_per_node: 8}
+  cpu: {gpu: null, gpus_per_node: 0, opt_in: true}
+environments:
+  dev: {platforms: [dgx_h100, cpu]}
+"""
+TRAIN_ARGS = """\
+MODEL_ARGS:
+  --train-iters: 10
+  --seed: 7
+  --log-jsonl: ${OUTPUT_PATH}/metrics.jsonl
+"""
+
+
+def project(tmp_path: Path, cases: dict[str, str]) -> Path:
+    root = tmp_path / "proj"
+    (root / "cases").mkdir(parents=True)
+    (root / "ci_golden.yaml").write_text(CONFIG)
+    for case_id, text in cases.items():
+        folder = root / "cases" / case_id
+        folder.mkdir(parents=True)
+        (folder / "model_config.yaml").write_text(textwrap.dedent(text))
+    return root
+
+
+def demo_case(extra: str = "", platforms: str = "[cpu, dgx_h100]", time_limit: int = 60) -> str:
+    return (
+        TRAIN_ARGS
+        + extra
+        + f"CI_GOLDEN:\n  platforms: {platforms}\n  command: [python, {TRAINER}]\n"
+        f"  time_limit: {time_limit}\n"
+    )
+
+
+def fake_nvidia_smi(folder: Path, body: str) -> dict[str, str]:
+    """A PATH holding only a fake ``nvidia-smi`` (a shell script) and the basic tools."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "nvidia-smi"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+    return {"PATH": f"{folder}{os.pathsep}/usr/bin{os.pathsep}/bin"}
+
+
+H100_LINE = "NVIDIA H100 80GB HBM3, 81559 MiB, 550.54.15"
+A100_LINE = "NVIDIA A100-SXM4-80GB, 81920 MiB, 535.104.05"
+
+
+def lines(line: str, n: int) -> str:
+    return "".join(f"echo '{line}'\n" for _ in range(n))
+
+
+# --- the commands ----------------------------------------------------------------------------
+
+
+def test_dry_run_prints_argv_and_environment(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    root = project(
+        tmp_path,
+        {
+            "gpt/case": """\
+        ENV_VARS:
+          CUDA_DEVICE_MAX_CONNECTIONS: 1
+          NVTE_ALLOW_NONDETERMINISTIC_ALGO: 0
+          WANDB_API_KEY: abc123
+          DEBUG: true
+        MODEL_ARGS:
+          --num-layers: 12
+          --lr: 1.0e-5
+          --bf16: true
+          --fp16: false
+          --split: 949,50,1
+          --empty:
+          --tensorboard-dir: ${TENSORBOARD_PATH}
+          --data-path: ${DATA_PATH}/my-gpt3_00_text_document
+          --save: ${CHECKPOINT_SAVE_PATH}
+          --ranks: [0, 3]
+        LAUNCHER: ft_launcher
+        TEST_TYPE: regular
+        CI_GOLDEN: {platforms: [dgx_h100]}
+        """
+        },
+    )
+    res = cli("run", "gpt/case", "--environment", "dev", "--platform", "dgx_h100", "--out", "o",
+              "--dry-run", cwd=root, env={"DATA_PATH": "/data", "MASTER_PORT": "6000"})  # fmt: skip
+    assert (res.returncode, res.stderr) == (0, "")
+    run_dir = root / "o" / "run"
+    launch = (
+        "ft_launcher --nproc_per_node 8 --nnodes 1 --node_rank 0 --master_addr localhost"
+        " --master_port 6000 pretrain_gpt.py --num-layers 12 --lr 1e-05 --bf16 --split 949,50,1"
+        f" --tensorboard-dir {run_dir}/phase1/tensorboard"
+        f" --data-path /data/my-gpt3_00_text_document --save {run_dir}/checkpoints --ranks 0 3"
+    )
+    assert res.stdout == textwrap.dedent(f"""\
+        # gpt/case (dev, dgx_h100): TEST_TYPE regular, 1 repeat(s), time limit 3600 s, output o
+        # phase1: log {run_dir}/phase1/stdout.log
+        cd {root}
+        export DATA_CACHE_PATH={run_dir}/data-cache
+        export OUTPUT_PATH={run_dir}/phase1
+        export TENSORBOARD_PATH={run_dir}/phase1/tensorboard
+        export CHECKPOINT_SAVE_PATH={run_dir}/checkpoints
+        export CHECKPOINT_LOAD_PATH={run_dir}/checkpoints
+        export INFERENCE_OUTPUT_PATH={run_dir}/phase1/inference.json
+        export REPEAT=1
+        export RUN_NUMBER=1
+        export CUDA_DEVICE_MAX_CONNECTIONS=1
+        export NVTE_ALLOW_NONDETERMINISTIC_ALGO=0
+        export WANDB_API_KEY='***'
+        export DEBUG=true
+        export PYTHONPATH={root}
+        {launch}
+        """)
+
+
+def test_multi_node_uses_srun(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    root = project(
+        tmp_path,
+        {
+            "gpt/case": "MODEL_ARGS: {--train-iters: 4}\n"
+            "CI_GOLDEN: {nodes: 2, script: train.py, platforms: [dgx_h100]}\n"
+        },
+    )
+    args = ("run", "gpt/case", "--environment", "dev", "--platform", "dgx_h100", "--dry-run")
+    res = cli(*args, cwd=root, env={"MASTER_ADDR": "node-a", "MASTER_PORT": "29500"})
+    assert res.returncode == 0
+    assert res.stdout.splitlines()[-1] == (
+        "srun --nodes=2 --ntasks-per-node=1 --kill-on-bad-exit=1 "
+        "torchrun --nproc_per_node 8 --nnodes 2 "
+        "--rdzv_backend c10d --rdzv_endpoint node-a:29500 train.py --train-iters 4"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MASTER_ADDR"}
+    res = subprocess.run(
+        [sys.executable, "-m", "ci_golden", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert (res.returncode, res.stderr) == (
+        2, "ci-golden run: error: a 2-node job needs MASTER_ADDR"
+           " (the first node of the Slurm allocation) in the environment\n"
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [
+        ("${DATA_PATH}/x",
+         "${DATA_PATH} is not defined: set DATA_PATH in the runner's environment"),
+        ("${HOME}/x",
+         "${HOME} is not a variable ci-golden fills (known: OUTPUT_PATH, TENSORBOARD_PATH, "
+         "CHECKPOINT_SAVE_PATH, CHECKPOINT_LOAD_PATH, DATA_CACHE_PATH, INFERENCE_OUTPUT_PATH, "
+         "REPEAT, RUN_NUMBER, DATA_PATH, WANDB_SAVE_PATH, WANDB_EXPERIMENT)"),
+    ],
+)  # fmt: skip
+def test_undefined_variable_is_an_error(
+    tmp_path: Path, cli: t.Callable[..., t.Any], arg: str, message: str
+) -> None:
+    root = project(
+        tmp_path,
+        {"gpt/case": f"MODEL_ARGS:\n  --data-path: {arg}\nCI_GOLDEN: {{platforms: [dgx_h100]}}\n"},
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DATA_PATH"}
+    res = subprocess.run(
+        [sys.executable, "-m", "ci_golden", "run", "gpt/case", "--environment", "dev",
+         "--platform", "dgx_h100", "--dry-run"],
+        cwd=root, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    config = root / "cases" / "gpt" / "case" / "model_config.yaml"
+    assert (res.returncode, res.stdout) == (2, "")
+    assert res.stderr == f'ci-golden run: error: {config}::$.MODEL_ARGS["--data-path"]: {message}\n'
+
+
+def test_usage_errors(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    root = project(tmp_path, {"demo/a": demo_case()})
+    res = cli("run", "demo/a", "--environment", "dev", cwd=root)
+    assert (res.returncode, res.stderr) == (
+        2,
+        "ci-golden run: error: give CASE --environment E --platform P, or --job JSON\n",
+    )
+    res = cli("run", "demo/a", "--environment", "dev", "--platform", "h100", cwd=root)
+    assert (res.returncode, res.stderr) == (
+        2, f"ci-golden run: error: {root / 'ci_golden.yaml'}: unknown platform 'h100'"
+           " (did you mean 'dgx_h100'?)\n"
+    )  # fmt: skip
+    res = cli(
+        "run",
+        "--job",
+        '{"case": "demo/a", "environment": "dev", "platform": "cpu", "extra": 1}',
+        cwd=root,
+    )
+    assert (res.returncode, res.stderr) == (
+        2, "ci-golden run: error: --job::$.extra: unknown key 'extra' "
+           "(known: id, name, case, environment, "
+           "platform, runs-on, golden, n_repeat, time_limit, nodes, gpus)\n"
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--n-repeat", "0"), "--n-repeat 0: expected 1 to 100"),
+        (("--n-repeat", "-2"), "--n-repeat -2: expected 1 to 100"),
+        (("--job", '{"case": "demo/a", "environment": "dev", "platform": "cpu", "n_repeat": 0}'),
+         "--job::$.n_repeat: n_repeat must be an integer from 1 to 100, got 0"),
+        (("--job", '{"case": "demo/a", "environment": "dev", "platform": "cpu", "n_repeat": 101}'),
+         "--job::$.n_repeat: n_repeat must be an integer from 1 to 100, got 101"),
+        (("--job", '{"case": "demo/a", "environment": "dev", "platform": "cpu", "time_limit": 0}'),
+         "--job::$.time_limit: time_limit must be an integer of at least 1, got 0"),
+        (("--job", '{"case": "demo/a", "environment": "dev", "platform": "cpu", "time_limit": -5}'),
+         "--job::$.time_limit: time_limit must be an integer of at least 1, got -5"),
+        (("--job", '{"case": "demo/a", "environment": "dev", "platform": "cpu",'
+                   ' "time_limit": 1.5}'),
+         "--job::$.time_limit: time_limit must be an integer of at least 1, got 1.5"),
+        (("--job", '{"case": "demo/a", "environment": "dev", "platform": "cpu", "nodes": 0}'),
+         "--job::$.nodes: nodes must be an integer of at least 1, got 0"),
+        (("--job", '{"case": "demo/a", "environment": "dev", "platform": "cpu", "gpus": -1}'),
+         "--job::$.gpus: gpus must be an integer of at least 0, got -1"),
+    ],
+)  # fmt: skip
+def test_repeats_and_limits_below_one_are_refused(
+    tmp_path: Path, cli: t.Callable[..., t.Any], args: tuple[str, ...], message: str
+) -> None:
+    root = project(tmp_path, {"demo/a": demo_case()})
+    if args[0] == "--n-repeat":
+        args = ("demo/a", "--environment", "dev", "--platform", "cpu", *args)
+    res = cli("run", *args, "--dry-run", cwd=root)
+    assert (res.returncode, res.stdout, res.stderr) == (2, "", f"ci-golden run: error: {message}\n")
+
+
+def test_job_entry_values_override_the_case(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    root = project(tmp_path, {"demo/a": demo_case(time_limit=60)})
+    job = {
+        "case": "demo/a",
+        "environment": "dev",
+        "platform": "cpu",
+        "n_repeat": 1,
+        "time_limit": 1,
+    }
+    res = cli("run", "--job", json.dumps(job), "--out", "o", "--dry-run", cwd=root)
+    assert res.returncode == 0, res.stderr
+    assert (
+        res.stdout.splitlines()[0]
+        == "# demo/a (dev, cpu): TEST_TYPE regular, 1 repeat(s), time limit 1 s, output o"
+    )
+
+
+OTHER_ENV = CONFIG + "  lts: {platforms: [cpu]}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("demo/a", "--environment", "lts", "--platform", "dgx_h100"),
+         "{config}: environment 'lts' has no platform 'dgx_h100' (its platforms: cpu)"),
+        (("demo/a", "--environment", "lst", "--platform", "cpu"),
+         "{config}: unknown environment 'lst' (did you mean 'lts'?)"),
+        (("demo/a", "--environment", "dev", "--platform", "dgx_h100"),
+         "case 'demo/a' has no job in environment 'dev' on platform 'dgx_h100' "
+         "(its jobs: [dev, cpu], [lts, cpu]); "
+         "a job needs a golden file or the platform in the case's CI_GOLDEN.platforms"),
+        (("--job", '{"case": "demo/a", "environment": "dev", "platform": "dgx_h100"}'),
+         "--job::$: case 'demo/a' has no job in environment 'dev' on platform 'dgx_h100' "
+         "(its jobs: [dev, cpu], [lts, cpu]); "
+         "a job needs a golden file or the platform in the case's CI_GOLDEN.platforms"),
+        (("--job", '{"case": "demo/a", "environment": "lts", "platform": "dgx_h100"}'),
+         "--job::$: environment 'lts' has no platform 'dgx_h100' (its platforms: cpu)"),
+        (("--job", '{"case": "demo/a", "environment": "dev", "platform": "h100"}'),
+         "--job::$: unknown platform 'h100' (did you mean 'dgx_h100'?)"),
+        (("--job", '{"case": "demo/b", "environment": "dev", "platform": "cpu"}'),
+         "--job::$: no test case 'demo/b' (did you mean 'demo/a'?)"),
+    ],
+)  # fmt: skip
+def test_only_the_jobs_of_the_case_run(
+    tmp_path: Path, cli: t.Callable[..., t.Any], args: tuple[str, ...], message: str
+) -> None:
+    root = project(tmp_path, {"demo/a": demo_case(platforms="[cpu]")})
+    (root / "ci_golden.yaml").write_text(OTHER_ENV)
+    res = cli("run", *args, "--out", "o", cwd=root)
+    message = message.format(config=root / "ci_golden.yaml")
+    assert (res.returncode, res.stdout, res.stderr) == (2, "", f"ci-golden run: error: {message}\n")
+    assert not (root / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("model.txt", "model.txt: exists and is not a folder"),
+        ("model.txt/o", "model.txt/o: cannot create the output folder: Not a directory"),
+        ("/proc/1", "/proc/1: the output folder is not writable"),
+    ],
+)
+def test_an_output_folder_it_cannot_write_is_refused(
+    tmp_path: Path, cli: t.Callable[..., t.Any], out: str, message: str
+) -> None:
+    if out == "/proc/1" and os.access(out, os.W_OK):
+        pytest.skip("/proc/1 is writable here")
+    root = project(tmp_path, {"demo/a": demo_case()})
+    (root / "model.txt").write_text("kept\n")
+    res = cli("run", "demo/a", "--environment", "dev", "--platform", "cpu", "--out", out, cwd=root)
+    assert (res.returncode, res.stdout, res.stderr) == (2, "", f"ci-golden run: error: {message}\n")
+    assert sorted(p.name for p in root.iterdir()) == ["cases", "ci_golden.yaml", "model.txt"]
+    assert (root / "model.txt").read_text() == "kept\n"
+
+
+# --- the GPU check ---------------------------------------------------------------------------
+
+
+def test_gpu_check_passes_on_matching_runner(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    root = project(tmp_path, {"demo/a": demo_case()})
+    env = fake_nvidia_smi(tmp_path / "bin", lines(H100_LINE, 8))
+    res = cli(
+        "run",
+        "demo/a",
+        "--environment",
+        "dev",
+        "--platform",
+        "dgx_h100",
+        "--out",
+        "o",
+        cwd=root,
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr
+    result = json.loads((root / "o" / "result.json").read_text())
+    assert result["verdict"] == "no-golden"
+    run = result["run"]
+    assert (run["gpu"], run["gpus"], run["gpu_memory"], run["driver"]) == (
+        "NVIDIA H100 80GB HBM3",
+        8,
+        "81559 MiB",
+        "550.54.15",
+    )
+    assert run["exit_codes"] == {"phase1": 0}
+    assert set(run) >= {"host", "start", "end", "commands", "test_type"}
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        (lines(A100_LINE, 8), "this runner has 8 x NVIDIA A100-SXM4-80GB (driver 535.104.05)"),
+        (lines(H100_LINE, 4), "this runner has 4 x NVIDIA H100 80GB HBM3 (driver 550.54.15)"),
+        ("echo 'NVIDIA-SMI has failed because it couldn''t communicate"
+         " with the NVIDIA driver.'\nexit 9\n",
+         "nvidia-smi failed (exit 9): NVIDIA-SMI has failed because it couldnt communicate"
+         " with the NVIDIA driver."),
+        (None, "nvidia-smi not found on PATH"),
+    ],
+)  # fmt: skip
+def test_gpu_check_refuses_wrong_runner(
+    tmp_path: Path, cli: t.Callable[..., t.Any], body: str | None, found: str
+) -> None:
+    root = project(tmp_path, {"demo/a": demo_case()})
+    if body is None:
+        if any(Path(d, "nvidia-smi").exists() for d in ("/usr/bin", "/bin")):
+            pytest.skip("a real nvidia-smi is installed")
+        (tmp_path / "bin").mkdir()
+        env = {"PATH": f"{tmp_path / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin"}
+    else:
+        env = fake_nvidia_smi(tmp_path / "bin", body)
+    start = time.monotonic()
+    res = cli(
+        "run",
+        "demo/a",
+        "--environment",
+        "dev",
+        "--platform",
+        "dgx_h100",
+        "--out",
+        "o",
+        cwd=root,
+        env=env,
+    )
+    assert (res.returncode, res.stdout) == (2, "")
+    assert res.stderr == (
+        f"ci-golden run: error: {found}; this job needs 8 x H100 GPUs (platform dgx_h100); "
+        "run it on a matching runner, or pass --skip-gpu-check\n"
+    )
+    assert time.monotonic() - start < 60
+    # refused at once: nothing ran, only an error result for the pipeline report
+    assert sorted(p.name for p in (root / "o").iterdir()) == ["result.json"]
+    result = json.loads((root / "o" / "result.json").read_text())
+    message = res.stderr.removeprefix("ci-golden run: error: ").rstrip("\n")
+    assert (result["verdict"], result["message"], result["actual"]) == ("error", message, None)
+    assert (result["case"], result["environment"], result["platform"]) == (
+        "demo/a",
+        "dev",
+        "dgx_h100",
+    )
+    assert set(result["run"]) >= {"host", "start", "end"}
+    assert result["run"]["exit_codes"] == {}
+    report = cli("report", "o", "--format", "json", cwd=root)
+    assert report.returncode == 1, report.stderr
+    data = json.loads(report.stdout)
+    assert (data["verdict"], data["counts"]) == ("error", {"error": 1})
+    assert [(r["case"], r["verdict"], r["message"]) for r in data["results"]] == [
+        ("demo/a", "error", message)
+    ]
+    shutil.rmtree(root / "o")
+    if body is None:
+        res = cli(
+            "run",
+            "demo/a",
+            "--environment",
+            "dev",
+            "--platform",
+            "dgx_h100",
+            "--out",
+            "o",
+            "--skip-gpu-check",
+            cwd=root,
+            env=env,
+        )
+        assert res.returncode == 0, res.stderr
+
+
+# --- failures ----------------------------------------------------------------------------------
+
+
+def test_crash_keeps_exit_code_and_last_line(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    root = project(
+        tmp_path, {"demo/a": demo_case().replace("--seed: 7\n", "--seed: 7\n  --exit-with: 3\n")}
+    )
+    res = cli("run", "demo/a", "--environment", "dev", "--platform", "cpu", "--out", "o", cwd=root)
+    assert res.returncode == 1
+    result = json.loads((root / "o" / "result.json").read_text())
+    assert result["verdict"] == "error"
+    assert result["message"] == (
+        "phase1 exited with code 3 (log: run/phase1/stdout.log);"
+        " last line: exiting with code 3 as asked"
+    )
+    assert result["run"]["exit_codes"] == {"phase1": 3}
+    assert result["actual"] is None
+    assert f"ci-golden run: demo/a [dev, cpu]: error: {result['message']}\n" in res.stderr
+    assert "[demo/a dev cpu phase1]  [" in res.stdout  # the log streamed with its prefix
+    assert (
+        (root / "o" / "run" / "phase1" / "stdout.log")
+        .read_text()
+        .endswith("exiting with code 3 as asked\n")
+    )
+
+
+def test_unsupported_test_type_is_an_error_result(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    root = project(tmp_path, {"demo/a": demo_case("TEST_TYPE: frozen-resume\n")})
+    res = cli("run", "demo/a", "--environment", "dev", "--platform", "cpu", "--out", "o", cwd=root)
+    assert res.returncode == 1
+    result = json.loads((root / "o" / "result.json").read_text())
+    assert (result["verdict"], result["message"]) == (
+        "error", "TEST_TYPE 'frozen-resume' is not supported yet (supported: regular, ckpt-resume)"
+    )  # fmt: skip
+    assert result["run"]["exit_codes"] == {}
+
+
+TREE_SCRIPT = """\
+import os, signal, subprocess, sys, time
+from pathlib import Path
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a stubborn child: only SIGKILL stops it
+out = Path(sys.argv[1])
+stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+grandchild = subprocess.Popen([sys.executable, "-c", stubborn])
+(out / "pids.txt").write_text(f"{os.getpid()} {grandchild.pid}")
+print("started", flush=True)
+time.sleep(600)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state == "Z"  # killed, waiting for its (re)parent to reap it
+
+
+def tree_case(tmp_path: Path, time_limit: int) -> Path:
+    script = tmp_path / "tree.py"
+    script.write_text(TREE_SCRIPT)
+    return project(
+        tmp_path,
+        {
+            "demo/tree": "MODEL_ARGS: {}\nCI_GOLDEN:\n  platforms: [cpu]\n"
+            f"  command: [python, {script}, {tmp_path}]\n  time_limit: {time_limit}\n"
+        },
+    )
+
+
+def test_timeout_stops_the_whole_process_tree(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    root = tree_case(tmp_path, time_limit=3)
+    res = cli(
+        "run",
+        "demo/tree",
+        "--environment",
+        "dev",
+        "--platform",
+        "cpu",
+        "--out",
+        "o",
+        "--grace",
+        "0.5",
+        cwd=root,
+    )
+    assert res.returncode == 1
+    pids = [int(p) for p in (tmp_path / "pids.txt").read_text().split()]
+    assert all(_gone(pid) for pid in pids), pids
+    result = json.loads((root / "o" / "result.json").read_text())
+    assert (result["verdict"], result["message"]) == (
+        "error", "phase1 stopped at the job's time limit of 3 s (log: run/phase1/stdout.log)"
+    )  # fmt: skip
+    assert result["run"]["exit_codes"] == {"phase1": -signal.SIGKILL}
+    assert result["run"]["timed_out"] == "phase1"
+    assert "[demo/tree dev cpu phase1] started\n" in res.stdout
+
+
+def test_cancel_stops_the_tree_and_writes_the_result(tmp_path: Path) -> None:
+    root = tree_case(tmp_path, time_limit=600)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ci_golden", "run", "demo/tree", "--environment", "dev",
+         "--platform", "cpu", "--out", "o", "--grace", "0.5"],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    pid_file = tmp_path / "pids.txt"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert (proc.returncode, stderr) == (130, "ci-golden run: interrupted\n")
+    pids = [int(p) for p in pid_file.read_text().split()]
+    assert all(_gone(pid) for pid in pids), pids
+    result = json.loads((root / "o" / "result.json").read_text())
+    assert (result["verdict"], result["message"]) == (
+        "error", "cancelled: the run was interrupted and its processes stopped"
+    )  # fmt: skip
+
+
+def test_job_json_with_repeats(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    root = project(tmp_path, {"demo/a": demo_case()})
+    job = {"id": "demo__a__dev__cpu", "name": "a dev cpu", "case": "demo/a", "environment": "dev",
+           "platform": "cpu", "runs-on": "ubuntu-latest", "golden": None, "n_repeat": 2,
+           "time_limit": 60, "nodes": 1, "gpus": 0}  # fmt: skip
+    res = cli("run", "--job", json.dumps(job), "--out", "o", cwd=root)
+    assert res.returncode == 0, res.stderr
+    out = root / "o"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "golden_values_dev_cpu.json",
+        "result.json",
+        "run",
+    ]
+    assert (out / "run" / "repeat-2" / "phase1" / "metrics.jsonl").is_file()
+    result = json.loads((out / "result.json").read_text())
+    assert result["actual"] == "golden_values_dev_cpu.json"
+    assert result["run"]["exit_codes"] == {"phase1": 0, "repeat-2/phase1": 0}
+    assert result["run"]["n_repeat"] == 2
+    actual = json.loads((out / "golden_values_dev_cpu.json").read_text())
+    assert list(actual["lm loss"]["values"]) == ["1", "5", "10"]
+    shutil.rmtree(out)
+
+
+def test_megatron_n_repeat_and_ckpt_resume_phases_in_dry_run(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    root = project(
+        tmp_path,
+        {
+            "demo/a": demo_case(
+                "N_REPEAT: 2\nTEST_TYPE: ckpt-resume\nMODEL_ARGS_2:\n  --train-iters: 12\n"
+            )
+        },
+    )
+    res = cli(
+        "run",
+        "demo/a",
+        "--environment",
+        "dev",
+        "--platform",
+        "cpu",
+        "--out",
+        "o",
+        "--dry-run",
+        cwd=root,
+    )
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.splitlines()
+    assert (
+        out[0]
+        == "# demo/a (dev, cpu): TEST_TYPE ckpt-resume, 2 repeat(s), time limit 60 s, output o"
+    )
+    run_dir = root / "o" / "run"
+    assert [line for line in out if line.startswith("# ")][1:] == [
+        f"# phase1: log {run_dir}/phase1/stdout.log",
+        "# keep the checkpoint nearest the middle of the run, drop later ones, resume from it",
+        f"# phase2: log {run_dir}/phase2/stdout.log",
+        f"# repeat-2/phase1: log {run_dir}/repeat-2/phase1/stdout.log",
+        "# keep the checkpoint nearest the middle of the run, drop later ones, resume from it",
+        f"# repeat-2/phase2: log {run_dir}/repeat-2/phase2/stdout.log",
+    ]
+    commands = [line for line in out if line.startswith(sys.executable)]
+    assert commands[0].endswith(
+        f"--train-iters 10 --seed 7 --log-jsonl {run_dir}/phase1/metrics.jsonl"
+    )
+    assert commands[1] == f"{sys.executable} {TRAINER} --train-iters 12"  # MODEL_ARGS_2 in phase 2
+    assert f"export CHECKPOINT_LOAD_PATH={run_dir}/repeat-2/checkpoints" in out
+
+
+def test_ckpt_resume_without_a_midpoint_checkpoint(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    case = demo_case("TEST_TYPE: ckpt-resume\n").replace(
+        "--seed: 7\n", "--seed: 7\n  --save: ${CHECKPOINT_SAVE_PATH}\n"
+    )
+    root = project(tmp_path, {"demo/a": case})
+    res = cli("run", "demo/a", "--environment", "dev", "--platform", "cpu", "--out", "o", cwd=root)
+    assert res.returncode == 1
+    result = json.loads((root / "o" / "result.json").read_text())
+    assert (result["verdict"], result["message"]) == (
+        "error",
+        "cannot resume phase2: ckpt-resume needs a checkpoint before the last step 10 "
+        "(saved: [10]); set --save-interval to about half of --train-iters",
+    )
+    assert result["run"]["exit_codes"] == {"phase1": 0}

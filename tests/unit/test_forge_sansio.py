@@ -1,0 +1,403 @@
+"""The pure parts of the forge layer: headers, decoding, pagination links, retry delays,
+context from real event payloads, the sticky marker and cutting a report to size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ci_golden.errors import InputError, UsageError
+from ci_golden.forge import sansio
+from ci_golden.forge.body import cut_markdown, cut_note, load_report, verdict_of
+from ci_golden.forge.context import (
+    GITLAB_JOB_TOKEN_MESSAGE,
+    detect_forge,
+    github_context,
+    github_token,
+    gitlab_context,
+    gitlab_token,
+)
+from ci_golden.forge.sticky import compose, is_ours, marker
+
+EVENTS = Path(__file__).parents[1] / "data" / "webhook_payloads"
+JSON = {"Content-Type": "application/json; charset=utf-8"}
+
+
+# -- headers and decoding --------------------------------------------------------------------------
+
+
+def test_github_headers() -> None:
+    assert sansio.build_headers("github", "s3cr3t-token") == {
+        "User-Agent": "ci-golden",
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+        "Authorization": "Bearer s3cr3t-token",
+    }
+
+
+def test_gitlab_headers_and_no_token() -> None:
+    assert sansio.build_headers("gitlab", "glpat-abcdef") == {
+        "User-Agent": "ci-golden",
+        "Accept": "application/json",
+        "PRIVATE-TOKEN": "glpat-abcdef",
+    }
+    assert "Authorization" not in sansio.build_headers("github", None)
+
+
+def test_link_header_as_github_sends_it() -> None:
+    value = (
+        "<https://api.github.com/repositories/1/issues/2/comments?per_page=100&page=2>;"
+        ' rel="next", '
+        "<https://api.github.com/repositories/1/issues/2/comments?per_page=100&page=3>;"
+        ' rel="last"'
+    )
+    assert sansio.parse_link_header(value) == {
+        "next": "https://api.github.com/repositories/1/issues/2/comments?per_page=100&page=2",
+        "last": "https://api.github.com/repositories/1/issues/2/comments?per_page=100&page=3",
+    }
+    assert sansio.parse_link_header(None) == {}
+
+
+def test_next_page_from_gitlab_headers() -> None:
+    url = "https://gitlab.example.com/api/v4/projects/1/merge_requests/2/notes?per_page=100&page=1&sort=asc"
+    assert sansio.next_page_url(url, {"X-Next-Page": "2"}) == (
+        "https://gitlab.example.com/api/v4/projects/1/merge_requests/2/notes?per_page=100&sort=asc&page=2"
+    )
+    assert sansio.next_page_url(url, {"x-next-page": ""}) is None
+
+
+def test_decode_success_and_empty() -> None:
+    body = json.dumps([{"id": 1}]).encode()
+    headers = {**JSON, "Link": '<https://x/y?page=2>; rel="next"'}
+    assert sansio.decode_response(200, headers, body, url="https://x/y") == (
+        [{"id": 1}],
+        "https://x/y?page=2",
+    )
+    assert sansio.decode_response(204, {}, b"") == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "message", "kind"),
+    [
+        (404, {}, "Not Found", sansio.NotFoundError),
+        (410, {}, "Gone", sansio.NotFoundError),
+        (403, {}, "Resource not accessible by integration", sansio.ForbiddenError),
+        (401, {}, "Bad credentials", sansio.ForbiddenError),
+        (
+            403,
+            {"Retry-After": "60"},
+            "You have exceeded a secondary rate limit.",
+            sansio.RateLimitError,
+        ),
+        (403, {"x-ratelimit-remaining": "0"}, "API rate limit exceeded", sansio.RateLimitError),
+        (429, {}, "Too many requests", sansio.RateLimitError),
+        (502, {}, "Server Error", sansio.ServerError),
+        (422, {}, "Validation Failed", sansio.HTTPError),
+    ],
+)
+def test_decode_errors_are_typed(
+    status: int, headers: dict[str, str], message: str, kind: type[sansio.HTTPError]
+) -> None:
+    body = json.dumps({"message": message}).encode()
+    with pytest.raises(kind) as info:
+        sansio.decode_response(
+            status, {**JSON, **headers}, body, url="https://api/x", method="POST"
+        )
+    assert type(info.value) is kind
+    assert str(info.value) == f"POST https://api/x: HTTP {status}: {message}"
+    assert info.value.status == status
+
+
+def test_read_only_token_is_recognised() -> None:
+    body = b'{"message": "Resource not accessible by integration"}'
+    with pytest.raises(sansio.ForbiddenError) as info:
+        sansio.decode_response(403, JSON, body)
+    assert info.value.read_only_token
+
+
+def test_decode_redacts_the_message() -> None:
+    redact = sansio.Redactor(["ghs_secret123"])
+    body = b'{"message": "token ghs_secret123 is invalid"}'
+    with pytest.raises(sansio.ForbiddenError) as info:
+        sansio.decode_response(401, JSON, body, url="https://api/x?t=ghs_secret123", redact=redact)
+    assert "ghs_secret123" not in str(info.value)
+    assert str(info.value) == "GET https://api/x?t=***: HTTP 401: token *** is invalid"
+
+
+def test_invalid_json_on_success_is_a_server_error() -> None:
+    with pytest.raises(sansio.ServerError, match="not valid JSON"):
+        sansio.decode_response(200, JSON, b"<html>")
+
+
+# -- retry delays ----------------------------------------------------------------------------------
+
+
+def half() -> float:
+    return 0.5
+
+
+def test_retry_after_seconds_comes_first() -> None:
+    headers = {"Retry-After": "7", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "2000"}
+    assert sansio.retry_delay(429, headers, 1, now=1000.0) == 7.0
+
+
+def test_retry_after_http_date() -> None:
+    assert (
+        sansio.retry_delay(503, {"Retry-After": "Thu, 01 Jan 1970 00:16:52 GMT"}, 1, now=1000.0)
+        == 12.0
+    )
+
+
+def test_ratelimit_reset_when_exhausted() -> None:
+    headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1030"}
+    assert (
+        sansio.retry_delay(403, headers, 1, message="API rate limit exceeded", now=1000.0) == 31.0
+    )
+
+
+def test_exponential_backoff_with_jitter() -> None:
+    delays = [sansio.retry_delay(500, {}, n, now=0.0, backoff=2.0, rand=half) for n in (1, 2, 3, 4)]
+    assert delays == [1.5, 3.0, 6.0, 12.0]  # 2 * 2**(n-1) * (0.5 + 0.5/2)
+    assert sansio.retry_delay(None, {}, 2, now=0.0, backoff=1.0, rand=lambda: 1.0) == 2.0
+
+
+def test_secondary_limit_without_headers_waits_a_minute() -> None:
+    message = (
+        "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+    )
+    assert sansio.retry_delay(403, {}, 1, message=message, now=0.0, rand=half) == 60.0
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 422])
+def test_no_retry_for_client_errors(status: int) -> None:
+    assert (
+        sansio.retry_delay(status, {}, 1, message="Resource not accessible by integration") is None
+    )
+
+
+def test_retry_policy_from_environ() -> None:
+    policy = sansio.RetryPolicy.from_environ(
+        {"CI_GOLDEN_HTTP_ATTEMPTS": "3", "CI_GOLDEN_HTTP_TIMEOUT": "2.5"}
+    )
+    assert policy == sansio.RetryPolicy(attempts=3, timeout=2.5, deadline=300.0, backoff=1.0)
+    with pytest.raises(UsageError, match=r"^CI_GOLDEN_HTTP_DEADLINE='soon' is not a number$"):
+        sansio.RetryPolicy.from_environ({"CI_GOLDEN_HTTP_DEADLINE": "soon"})
+
+
+def test_redactor_longest_first() -> None:
+    redact = sansio.Redactor(["abcd1234", "abcd1234efgh"])
+    assert redact("x abcd1234efgh y abcd1234") == "x *** y ***"
+    assert sansio.Redactor(["abc"])("abc") == "abc"  # too short to be a token
+
+
+# -- context from CI variables and real event payloads ---------------------------------------------
+
+
+def github_env(event: str, name: str, **extra: str) -> dict[str, str]:
+    return {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": name,
+        "GITHUB_EVENT_PATH": str(EVENTS / event),
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_API_URL": "https://api.github.com",
+        "GITHUB_RUN_ID": "42",
+        **extra,
+    }
+
+
+def test_context_of_a_pull_request() -> None:
+    ctx = github_context(
+        github_env(
+            "pull_request.opened.json", "pull_request", GITHUB_REPOSITORY="Codertocat/Hello-World"
+        )
+    )
+    assert (ctx.forge, ctx.project, ctx.number, ctx.fork) == (
+        "github",
+        "Codertocat/Hello-World",
+        2,
+        False,
+    )
+    assert ctx.sha == "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
+    assert ctx.run_url == "https://github.com/Codertocat/Hello-World/actions/runs/42"
+    assert ctx.where == "pull request Codertocat/Hello-World#2"
+
+
+def test_context_of_a_fork_pull_request(tmp_path: Path) -> None:
+    payload = json.loads((EVENTS / "pull_request.opened.json").read_text())
+    payload["pull_request"]["head"]["repo"]["full_name"] = "Octocoder/Hello-World"
+    (tmp_path / "event.json").write_text(json.dumps(payload))
+    env = {
+        **github_env("x", "pull_request_target", GITHUB_REPOSITORY="Codertocat/Hello-World"),
+        "GITHUB_EVENT_PATH": str(tmp_path / "event.json"),
+    }
+    ctx = github_context(env)
+    assert (ctx.number, ctx.fork, ctx.event) == (2, True, "pull_request_target")
+
+
+def test_context_of_workflow_run() -> None:
+    ctx = github_context(
+        github_env(
+            "workflow_run.completed.with_pull_request.json",
+            "workflow_run",
+            GITHUB_REPOSITORY="octo-org/octo-repo",
+        )
+    )
+    assert (ctx.number, ctx.sha) == (2, "3484a3fb816e0859fd6e1cea078d76385ff50625")
+    assert ctx.run_url == "https://github.com/octo-org/octo-repo/actions/runs/289782451"
+    no_pr = github_context(
+        github_env(
+            "workflow_run.completed.json", "workflow_run", GITHUB_REPOSITORY="octo-org/octo-repo"
+        )
+    )
+    assert (no_pr.number, no_pr.reason) == (None, "the workflow_run event names no pull request")
+    assert (
+        github_context(
+            github_env(
+                "workflow_run.completed.json",
+                "workflow_run",
+                GITHUB_REPOSITORY="octo-org/octo-repo",
+            ),
+            pr=7,
+        ).number
+        == 7
+    )
+
+
+def test_context_of_merge_queue_and_push() -> None:
+    ctx = github_context(
+        github_env(
+            "merge_group.checks_requested.json",
+            "merge_group",
+            GITHUB_REPOSITORY="Codertocat/Hello-World",
+        )
+    )
+    assert (ctx.number, ctx.sha) == (104, "2ffea6db159f6b6c47a24e778fb9ef40cf6b1c7d")
+    push = github_context(
+        github_env("push.json", "push", GITHUB_REPOSITORY="Codertocat/Hello-World")
+    )
+    assert (push.number, push.reason) == (
+        None,
+        "this run was triggered by push, not by a pull request",
+    )
+
+
+def test_unreadable_event_payload(tmp_path: Path) -> None:
+    (tmp_path / "event.json").write_text("{")
+    with pytest.raises(InputError, match=r"event.json: the GitHub event payload is not JSON"):
+        github_context(
+            {"GITHUB_REPOSITORY": "o/r", "GITHUB_EVENT_PATH": str(tmp_path / "event.json")}
+        )
+
+
+def test_gitlab_context() -> None:
+    env = {
+        "GITLAB_CI": "true",
+        "CI_API_V4_URL": "https://gitlab.example.com/api/v4",
+        "CI_PROJECT_ID": "42",
+        "CI_MERGE_REQUEST_IID": "5",
+        "CI_PIPELINE_URL": "https://gitlab.example.com/g/p/-/pipelines/9",
+        "CI_COMMIT_SHA": "a" * 40,
+        "CI_PIPELINE_SOURCE": "merge_request_event",
+    }
+    ctx = gitlab_context(env)
+    assert (ctx.forge, ctx.api_url, ctx.project, ctx.number, ctx.sha) == (
+        "gitlab",
+        "https://gitlab.example.com/api/v4",
+        "42",
+        5,
+        "a" * 40,
+    )
+    assert ctx.where == "merge request 42!5"
+    branch = gitlab_context({**env, "CI_MERGE_REQUEST_IID": "", "CI_PIPELINE_SOURCE": "push"})
+    assert branch.reason == "this pipeline (push) belongs to no merge request"
+
+
+def test_detect_forge() -> None:
+    assert detect_forge({"GITHUB_ACTIONS": "true"}) == "github"
+    assert detect_forge({"GITLAB_CI": "true"}) == "gitlab"
+    assert detect_forge({}) is None
+    assert detect_forge({"GITHUB_ACTIONS": "true"}, "gitlab") == "gitlab"
+
+
+def test_tokens() -> None:
+    assert github_token({"GITHUB_TOKEN": "a1234", "CI_GOLDEN_GITHUB_TOKEN": "b1234"}) == "b1234"
+    assert github_token({"GITHUB_TOKEN": "a1234", "CI_GOLDEN_GITHUB_TOKEN": ""}) == "a1234"
+    assert gitlab_token({"CI_GOLDEN_GITLAB_TOKEN": "glpat-1", "CI_JOB_TOKEN": "j"}) == "glpat-1"
+    assert gitlab_token({}) is None
+    with pytest.raises(UsageError) as info:
+        gitlab_token({"CI_JOB_TOKEN": "job-token-value"})
+    assert str(info.value) == GITLAB_JOB_TOKEN_MESSAGE
+    assert (
+        "project access token" in GITLAB_JOB_TOKEN_MESSAGE
+        and "`api` scope" in GITLAB_JOB_TOKEN_MESSAGE
+    )
+
+
+# -- marker and report bodies ----------------------------------------------------------------------
+
+
+def test_marker_identifies_our_comment() -> None:
+    body = compose("nightly/h100", "<!-- ci-golden:verdict=pass -->\nall good")
+    assert body.splitlines()[0] == "<!-- ci-golden:report key=nightly/h100 -->"
+    assert is_ours(body, "nightly/h100")
+    assert not is_ours(body, "default")
+    assert not is_ours("quoting: <!-- ci-golden:report key=nightly/h100 -->", "nightly/h100")
+    with pytest.raises(Exception, match=r"comment key 'a b'"):
+        marker("a b")
+
+
+def report_with_details(n: int, size: int) -> str:
+    head = (
+        "<!-- ci-golden:verdict=fail -->\n## Golden values: fail\n\n"
+        "| case | verdict |\n|---|---|\n| a | fail |\n"
+    )
+    blocks = [
+        f"<details><summary>case {i}</summary>\n\n```\n{'x' * size}\n```\n</details>\n"
+        for i in range(n)
+    ]
+    return head + "\n".join(blocks)
+
+
+def test_cut_at_a_details_boundary() -> None:
+    text = report_with_details(10, 1000)
+    note = cut_note(4000, "GitHub", "https://ci/run/1")
+    cut = cut_markdown(text, 4000, note)
+    assert len(cut) <= 4000
+    assert cut.startswith(text[: text.index("<details>")])
+    assert cut.endswith("</details>\n\n" + note)
+    assert cut.count("<details>") == cut.count("</details>")
+    assert (
+        note
+        == "> [!NOTE]\n> Cut to fit GitHub's 4,000-character limit. The full report is in [the CI run](https://ci/run/1).\n"
+    )
+    assert cut_markdown(text, len(text), note) == text
+
+
+def test_cut_inside_one_huge_block_closes_it() -> None:
+    text = report_with_details(1, 10_000)
+    cut = cut_markdown(text, 3000, "NOTE\n")
+    assert len(cut) <= 3000
+    assert cut.count("```") % 2 == 0 and cut.count("<details>") == cut.count("</details>")
+
+
+def test_report_markdown_needs_the_verdict_line(tmp_path: Path) -> None:
+    path = tmp_path / "report.md"
+    path.write_text("# no marker\n")
+    with pytest.raises(InputError) as info:
+        load_report(path, 1000)
+    assert str(info.value) == (
+        f"{path}::line 1: the first line is not `<!-- ci-golden:verdict=... -->`; "
+        "pass a file written by `ci-golden report`"
+    )
+    assert verdict_of("<!-- ci-golden:verdict=drift -->\n", "x") == "drift"
+
+
+def test_long_report_is_cut_to_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "report.md"
+    path.write_text(report_with_details(100, 1000))
+    text = load_report(path, 65_000, forge="GitHub")
+    assert (text.verdict, text.cut, text.regressed) == ("fail", True, True)
+    assert len(text.markdown) <= 65_000
+    assert "Cut to fit GitHub's 65,000-character limit" in text.markdown

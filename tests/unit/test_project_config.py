@@ -1,0 +1,127 @@
+"""The project config: built-in defaults, ci_golden.yaml, [tool.ci_golden], and its errors."""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from ci_golden.errors import ConfigError
+from ci_golden.project.config import DEFAULTS, find_config, load_config
+
+
+def test_built_in_defaults_fit_a_megatron_tree(tmp_path: Path) -> None:
+    config = load_config(cwd=tmp_path)
+    assert config.source is None
+    assert config.test_cases == tmp_path / "tests/functional_tests/test_cases"
+    assert list(config.platforms) == ["dgx_h100", "dgx_a100", "dgx_gb200"]
+    assert config.environments == {
+        "dev": ("dgx_h100", "dgx_a100", "dgx_gb200"),
+        "lts": ("dgx_a100",),
+    }
+    assert config.platforms["dgx_gb200"].gpus_per_node == 4
+    assert config.platforms["dgx_h100"].runs_on == ("self-hosted", "linux", "h100")
+    assert config.scopes == ("mr", "nightly", "weekly") and config.default_scope == "mr"
+    assert config.gated_metrics == ("lm loss", "num-zeros")
+    assert DEFAULTS["platforms"]["dgx_h100"]["gpu"] == "H100"  # defaults are not mutated by loading
+
+
+def test_a_file_replaces_the_keys_it_sets(tmp_path: Path) -> None:
+    (tmp_path / "ci_golden.yaml").write_text(
+        "test_cases: cases\nplatforms:\n  cpu: {gpu: null, gpus_per_node: 0}\n"
+        "environments:\n  dev: {platforms: [cpu]}\n"
+    )
+    config = load_config(cwd=tmp_path)
+    assert config.source == str(tmp_path / "ci_golden.yaml")
+    assert config.test_cases == tmp_path / "cases"
+    assert list(config.platforms) == ["cpu"]
+    assert config.scopes == ("mr", "nightly", "weekly")  # untouched keys keep their defaults
+    assert load_config(cwd=tmp_path, test_cases=Path("/x")).test_cases == Path("/x")
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib")
+def test_pyproject_table(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.ci_golden]\ntest_cases = "golden"\nscopes = ["mr"]\n'
+    )
+    assert find_config(tmp_path) == tmp_path / "pyproject.toml"
+    config = load_config(cwd=tmp_path)
+    assert config.test_cases == tmp_path / "golden"
+    assert config.scopes == ("mr",)
+    (tmp_path / "ci_golden.yaml").write_text("scopes: [nightly]\ndefault_scope: nightly\n")
+    assert load_config(cwd=tmp_path).scopes == ("nightly",)  # ci_golden.yaml wins
+
+
+def test_pyproject_without_the_table_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    assert find_config(tmp_path) is None
+    assert load_config(cwd=tmp_path).source is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("platfroms: {}\n", "unknown key 'platfroms' (did you mean 'platforms'?)"),
+        (
+            "environments:\n  dev: {platforms: [dgx_h10]}\n",
+            "unknown platform 'dgx_h10' (did you mean 'dgx_h100'?)",
+        ),
+        (
+            "default_scope: nighly\n",
+            "default_scope 'nighly' is not in scopes (did you mean 'nightly'?)",
+        ),
+        (
+            "platforms:\n  x: {gpu: A100, gpus_per_nod: 8}\n",
+            "unknown key 'gpus_per_nod' (did you mean 'gpus_per_node'?)",
+        ),
+        ("- a list\n", "the config must be a mapping"),
+        ("scopes: [mr\n", "invalid YAML: did not find expected ',' or ']'"),
+        (
+            "metrics: &m {a: *m}\n",
+            "a YAML alias refers to a node that contains it (recursive alias); refused",
+        ),
+    ],
+)
+def test_config_errors_exit_2_with_a_hint(
+    tmp_path: Path, cli: t.Callable[..., t.Any], text: str, message: str
+) -> None:
+    (tmp_path / "ci_golden.yaml").write_text(text)
+    res = cli("list", cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stdout == ""
+    first = res.stderr.splitlines()[0]
+    assert first.startswith(f"ci-golden list: error: {tmp_path / 'ci_golden.yaml'}")
+    assert first.endswith(message)
+    assert "Traceback" not in res.stderr
+
+
+def test_config_option_before_and_after_the_command(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    (tmp_path / "other.yaml").write_text("test_cases: nowhere\n")
+    for args in (("--config", "other.yaml", "list"), ("list", "--config", "other.yaml")):
+        res = cli(*args, cwd=tmp_path)
+        assert res.returncode == 2
+        assert res.stderr == (
+            "ci-golden list: error: nowhere: test-case folder not found "
+            "(set test_cases in ci_golden.yaml or pass --test-cases)\n"
+        )
+
+
+def test_unknown_environment_in_a_case_exits_2(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    case = tmp_path / "cases" / "c"
+    case.mkdir(parents=True)
+    (case / "model_config.yaml").write_text("CI_GOLDEN:\n  environments: [lst]\n")
+    res = cli("--test-cases", "cases", "list", cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr == (
+        "ci-golden list: error: cases/c/model_config.yaml: unknown environment 'lst'"
+        " (did you mean 'lts'?)\n"
+    )
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "absent.yaml", cwd=tmp_path)

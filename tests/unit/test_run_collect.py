@@ -1,0 +1,358 @@
+"""Collecting metrics: real TensorBoard files (tensorboardX and tensorboard's own writer),
+Megatron-LM log lines in their real format, JSONL logs, and the `ci-golden collect` command."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from ci_golden.run.collect import read_jsonl, read_megatron_log, sampled_steps
+from ci_golden.run.tfevents import read_event_file, read_event_folder
+
+tensorboardX = pytest.importorskip("tensorboardX")
+pytest.importorskip("tensorboard")
+
+
+def write_tbx(folder: Path, scalars: dict[str, dict[int, float]], suffix: str = "") -> Path:
+    """An event file written by tensorboardX (simple_value scalars, as Megatron-LM writes them).
+
+    tensorboardX turns spaces in tags into underscores, so these tests use tags without spaces.
+    """
+    writer = tensorboardX.SummaryWriter(str(folder), filename_suffix=suffix)
+    for tag, series in scalars.items():
+        for step, value in series.items():
+            writer.add_scalar(tag, value, step)
+    writer.add_text("args", "--train-iters 20", 0)
+    writer.add_histogram("weights", [1.0, 2.0, 3.0], 1)
+    writer.close()
+    return max(folder.glob("events*tfevents*"), key=lambda p: p.stat().st_mtime_ns)
+
+
+def write_tensorboard(
+    folder: Path, events: t.Sequence[tuple[int, t.Any]], suffix: str = ""
+) -> Path:
+    """An event file written by tensorboard's own (TensorFlow-free) writer: tensor summaries."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    writer = EventFileWriter(str(folder), filename_suffix=suffix)
+    for step, value in events:
+        writer.add_event(
+            event_pb2.Event(step=step, wall_time=1.0, summary=summary_pb2.Summary(value=[value]))
+        )
+    writer.close()
+    return next(p for p in folder.glob(f"events*tfevents*{suffix}"))
+
+
+def tensor_value(tag: str, number: float, *, first: bool = False, content: bool = False) -> t.Any:
+    from tensorboard.compat.proto import summary_pb2, tensor_pb2, types_pb2
+    from tensorboard.plugins.scalar import metadata
+    from tensorboard.util import tensor_util
+
+    if content:  # a double scalar stored as raw bytes
+        tensor = tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_DOUBLE, tensor_content=struct.pack("<d", number)
+        )
+    else:
+        tensor = tensor_util.make_tensor_proto(number)
+    value = summary_pb2.Summary.Value(tag=tag, tensor=tensor)
+    if first:
+        value.metadata.CopyFrom(metadata.create_summary_metadata(display_name=tag, description=""))
+    return value
+
+
+def text_value(tag: str, text: str) -> t.Any:
+    from tensorboard.compat.proto import summary_pb2
+    from tensorboard.util import tensor_util
+
+    value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(text))
+    value.metadata.plugin_data.plugin_name = "text"
+    return value
+
+
+def accumulator_scalars(path: Path) -> dict[str, dict[int, float]]:
+    """TensorBoard's own reading of a file.
+
+    Scalars plus single-value tensors of the scalars plugin.
+    """
+    from tensorboard.backend.event_processing import event_accumulator as ea
+    from tensorboard.util import tensor_util
+
+    acc = ea.EventAccumulator(str(path), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
+    acc.Reload()
+    out = {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in acc.Tags()["scalars"]}
+    for tag in acc.Tags()["tensors"]:
+        if acc.SummaryMetadata(tag).plugin_data.plugin_name == "scalars":
+            out[tag] = {
+                e.step: float(tensor_util.make_ndarray(e.tensor_proto).item())
+                for e in acc.Tensors(tag)
+            }
+    return out
+
+
+LOSS = {step: 10.0 - step * 0.25 for step in range(1, 21)}
+TIME = {step: 0.5 + step / 1000 for step in range(1, 21)}
+
+
+def test_tensorboardx_file_reads_like_event_accumulator(tmp_path: Path) -> None:
+    path = write_tbx(tmp_path, {"grad-norm": LOSS, "iteration-time": TIME})
+    ours = read_event_file(path)
+    assert ours.notes == []
+    assert ours.scalars == accumulator_scalars(path)
+    assert list(ours.scalars) == ["grad-norm", "iteration-time"]  # text and histogram left out
+    assert ours.scalars["grad-norm"][5] == 8.75
+
+
+def test_tensorboard_writer_tensor_scalars(tmp_path: Path) -> None:
+    events = [(1, tensor_value("lm loss", 2.5, first=True)), (2, tensor_value("lm loss", 2.25))]
+    events += [
+        (1, tensor_value("grad-norm", 0.1, first=True, content=True)),
+        (2, tensor_value("grad-norm", 0.2, content=True)),
+    ]
+    events += [(1, text_value("notes", "hello"))]
+    path = write_tensorboard(tmp_path, events)
+    ours = read_event_file(path).scalars
+    assert ours == {"lm loss": {1: 2.5, 2: 2.25}, "grad-norm": {1: 0.1, 2: 0.2}}
+    theirs = accumulator_scalars(path)
+    assert ours["lm loss"] == theirs["lm loss"]
+    assert ours["grad-norm"] == pytest.approx(theirs["grad-norm"])
+
+
+def test_folder_merges_files_in_name_order_first_wins_header_only_skipped(tmp_path: Path) -> None:
+    first = write_tensorboard(
+        tmp_path,
+        [(s, tensor_value("lm loss", v, first=s == 1)) for s, v in [(1, 1.0), (2, 2.0)]],
+        ".a",
+    )
+    write_tensorboard(tmp_path, [], ".b")  # header only: a run that died at start
+    write_tensorboard(
+        tmp_path,
+        [(s, tensor_value("lm loss", v, first=s == 2)) for s, v in [(2, 99.0), (3, 3.0)]],
+        ".c",
+    )
+    # a resumed run in the same folder repeats step 2: the earlier file's value is kept
+    scalars, notes = read_event_folder(tmp_path)
+    assert scalars == {"lm loss": {1: 1.0, 2: 2.0, 3: 3.0}}
+    assert notes == []
+    assert first.name < sorted(p.name for p in tmp_path.iterdir())[-1]
+
+
+def test_truncated_file_is_read_up_to_the_cut(tmp_path: Path) -> None:
+    path = write_tbx(tmp_path, {"grad-norm": LOSS})
+    whole = read_event_file(path)
+    data = path.read_bytes()
+    path.write_bytes(data[:-7])
+    cut = read_event_file(path)
+    assert cut.records == whole.records - 1
+    assert len(cut.notes) == 1
+    assert cut.notes[0].startswith(f"{path}: truncated at byte ")
+    assert cut.notes[0].endswith(f"cut short); read {cut.records} records up to the cut")
+    # the cut record is the histogram written last: all scalars survive
+    assert cut.scalars == whole.scalars
+
+
+def test_corrupt_header_stops_with_a_note(tmp_path: Path) -> None:
+    path = write_tbx(tmp_path, {"grad-norm": {1: 1.0, 2: 2.0}})
+    data = bytearray(path.read_bytes())
+    first_len = struct.unpack_from("<Q", data, 0)[0]
+    second = 16 + first_len
+    data[second + 8] ^= 0xFF  # damage the second record's header checksum
+    path.write_bytes(bytes(data))
+    got = read_event_file(path)
+    assert got.scalars == {}
+    assert got.notes == [
+        f"{path}: corrupt record header at byte {second}; read 1 records up to there"
+    ]
+
+
+def test_cli_collect_tensorboard_sampled_like_megatron(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    write_tbx(
+        tmp_path, {"num-zeros": {k: v for k, v in LOSS.items() if k != 10}, "iteration-time": TIME}
+    )
+    out = tmp_path / "golden.json"
+    res = cli(
+        "collect",
+        tmp_path,
+        "--step-interval",
+        "5",
+        "--train-iters",
+        "25",
+        "--metric",
+        "num-zeros",
+        "--out",
+        out,
+    )
+    assert (res.returncode, res.stdout, res.stderr) == (
+        0,
+        "",
+        f"ci-golden collect: wrote 1 metrics to {out}\n",
+    )
+    doc = json.loads(out.read_text())
+    assert doc == {
+        "num-zeros": {
+            "start_step": 1,
+            "end_step": 25,
+            "step_interval": 5,
+            "value_precision": "full",
+            "values": {"1": 9.75, "5": 8.75, "10": "nan", "15": 6.25, "20": 5.0, "25": "nan"},
+        }
+    }
+
+
+def test_cli_collect_truncated_file_warns(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    path = write_tbx(tmp_path, {"num-zeros": {1: 1.0}})
+    path.write_bytes(path.read_bytes()[:-3])
+    res = cli("collect", tmp_path)
+    assert res.returncode == 0
+    assert res.stderr.startswith(f"ci-golden collect: warning: {path}: truncated at byte ")
+    assert json.loads(res.stdout)["num-zeros"]["values"] == {"1": 1.0}
+
+
+def test_cli_without_tensorboard_says_how_to_install(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    write_tbx(tmp_path / "tb", {"num-zeros": {1: 1.0}})
+    blocker = tmp_path / "block" / "tensorboard"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('tensorboard is not installed')\n")
+    res = cli("collect", tmp_path / "tb", env={"PYTHONPATH": str(blocker.parent)})
+    assert (res.returncode, res.stdout) == (2, "")
+    assert res.stderr == (
+        "ci-golden collect: error: reading TensorBoard event files needs the optional tensorboard "
+        "package: pip install 'ci-golden[tensorboard]'\n"
+    )
+
+
+def test_cli_folder_without_event_files(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    res = cli("collect", tmp_path, "--from", "tensorboard")
+    assert (res.returncode, res.stderr) == (
+        2,
+        f"ci-golden collect: error: {tmp_path}: no events*tfevents* file in this folder\n",
+    )
+
+
+# Megatron-LM training_log lines, as megatron/training/training.py prints them (print_rank_last),
+# with torchrun's rank prefix on one, a NaN loss, and a step whose loss Megatron left out
+# (the long lines are continued with a backslash).
+MEGATRON_LOG = """\
+using world size: 8, data-parallel size: 2
+ [2025-01-01 10:00:00] iteration        1/      20 | consumed samples:           32 | \
+elapsed time per iteration (ms): 2345.6 | throughput (token/sec/GPU): 1234.5 | \
+learning rate: 1.500000E-04 | global batch size:    32 | lm loss: 1.085000E+01 | loss scale: 1.0 | \
+grad norm: 12.345678 | num zeros: 0 | number of skipped iterations:   0 | \
+number of nan iterations:   0 |
+[after training is done] datetime: 2025-01-01 10:00:01
+[default7]: [2025-01-01 10:00:02] iteration        2/      20 | consumed samples:           64 | \
+elapsed time per iteration (ms): 1500.0 | learning rate: 1.500000E-04 | global batch size:    32 | \
+lm loss: 1.034000E+01 | loss scale: 1.0 | grad norm: 3.500000 | num zeros: 12 | \
+mem-allocated-bytes-avg(MB): 2.00 | number of skipped iterations:   0 | \
+number of nan iterations:   0 |
+ [2025-01-01 10:00:03] iteration        3/      20 | consumed samples:           96 | \
+elapsed time per iteration (ms): 1400.0 | learning rate: 1.500000E-04 | global batch size:    32 | \
+lm loss: NAN | loss scale: 1.0 | grad norm: nan | number of skipped iterations:   0 | \
+number of nan iterations:   1 |
+ [2025-01-01 10:00:04] iteration        4/      20 | consumed samples:          128 | \
+elapsed time per iteration (ms): 1300.0 | learning rate: 1.500000E-04 | global batch size:    32 | \
+loss scale: 1.0 | number of skipped iterations:   1 | number of nan iterations:   0 |
+ [2025-01-01 10:00:05] iteration        5/      20 | consumed samples:          160 | \
+elapsed time per iteration (ms): 1250.0 | learning rate: 1.500000E-04 | global batch size:    32 | \
+lm loss: 9.876543E+00 | loss scale: 1.0 | grad norm: 2.000000 | num zeros: 7 | \
+number of skipped iterations:   0 | number of nan iterations:   0 |
+"""
+
+
+def test_megatron_log_fields(tmp_path: Path) -> None:
+    log = tmp_path / "stdout.log"
+    log.write_text(MEGATRON_LOG)
+    got = read_megatron_log(log)
+    assert got.train_iters == 20
+    assert got.series["lm loss"] == {1: 10.85, 2: 10.34, 3: got.series["lm loss"][3], 5: 9.876543}
+    assert math.isnan(got.series["lm loss"][3])
+    assert 4 not in got.series["lm loss"]  # Megatron omits a loss it cannot average
+    assert got.series["iteration-time"] == {1: 2.3456, 2: 1.5, 3: 1.4, 4: 1.3, 5: 1.25}
+    assert got.series["num-zeros"] == {1: 0.0, 2: 12.0, 5: 7.0}
+    assert got.series["mem-allocated-bytes"] == {2: 2.0 * 1024 * 1024}
+    assert got.series["batch-size"][1] == 32.0
+    assert got.series["number of nan iterations"] == {1: 0, 2: 0, 3: 1, 4: 0, 5: 0}
+
+
+def test_cli_collect_megatron_log_takes_train_iters_from_the_log(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    log = tmp_path / "stdout.log"
+    log.write_text(MEGATRON_LOG)
+    res = cli(
+        "collect", log, "--metric", "lm loss", "--metric", "num-zeros", "--step-interval", "5"
+    )
+    assert (res.returncode, res.stderr) == (0, "")
+    doc = json.loads(res.stdout)
+    assert list(doc) == ["lm loss", "num-zeros"]
+    assert doc["lm loss"]["values"] == {
+        "1": 10.85,
+        "5": 9.876543,
+        "10": "nan",
+        "15": "nan",
+        "20": "nan",
+    }
+    assert (
+        doc["lm loss"]["start_step"],
+        doc["lm loss"]["end_step"],
+        doc["lm loss"]["step_interval"],
+    ) == (1, 20, 5)
+    assert doc["num-zeros"]["values"] == {"1": 0.0, "5": 7.0, "10": "nan", "15": "nan", "20": "nan"}
+
+
+def test_cli_collect_unknown_metric_names_what_was_logged(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    log = tmp_path / "stdout.log"
+    log.write_text(MEGATRON_LOG.splitlines()[1] + "\n")
+    res = cli("collect", log, "--metric", "lm-loss")
+    assert res.returncode == 2
+    assert res.stderr == (
+        f"ci-golden collect: error: {log}: none of the metrics ['lm-loss'] was logged "
+        "(found: batch-size, consumed samples, grad-norm, iteration-time, learning-rate, "
+        "lm loss, loss-scale, num-zeros, "
+        "number of nan iterations, number of skipped iterations, throughput (token/sec/GPU))\n"
+    )
+
+
+def test_jsonl(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(
+        '{"step": 1, "lm loss": 2.5, "num-zeros": 3, "host": "a"}\n'
+        "\n"
+        '{"iteration": 2, "lm loss": null, "num-zeros": 4, "ok": true}\n'
+        '{"step": 3, "lm loss": "nan"}\n'
+    )
+    got = read_jsonl(path).series
+    assert list(got) == ["lm loss", "num-zeros"]
+    assert got["num-zeros"] == {1: 3.0, 2: 4.0}
+    assert (
+        got["lm loss"][1] == 2.5 and math.isnan(got["lm loss"][2]) and math.isnan(got["lm loss"][3])
+    )
+
+
+def test_cli_jsonl_bad_line(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "lm loss": 2.5}\n{"lm loss": 2.0}\n')
+    res = cli("collect", path)
+    assert (res.returncode, res.stderr) == (
+        2,
+        f"ci-golden collect: error: {path}::line 2: expected an object with an integer 'step'\n",
+    )
+
+
+def test_sampled_steps_match_megatron() -> None:
+    # tests/functional_tests/python_test_utils/common.py:
+    # k == start or (k > start and k % step == 0)
+    assert sampled_steps(1, 5, 20) == [1, 5, 10, 15, 20]
+    assert sampled_steps(1, 1, 3) == [1, 2, 3]
+    assert sampled_steps(3, 5, 12) == [3, 5, 10]
