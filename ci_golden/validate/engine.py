@@ -44,6 +44,7 @@ _UNREFERENCED_CODE = {
     "second-phase": "CG133",
     "unknown-platform": "CG134",
     "not-in-environment": "CG135",
+    "not-listed": "CG136",
 }
 
 
