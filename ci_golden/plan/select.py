@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import fnmatch
-import functools
 import hashlib
 import itertools
 import re
@@ -31,6 +30,7 @@ from ci_golden.goldens.discover import (
 )
 from ci_golden.project.config import Config
 from ci_golden.project.git import changed_files
+from ci_golden.project.globs import glob_match
 from ci_golden.project.schema import did_you_mean
 
 MAX_NAME = 255
@@ -402,34 +402,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
         raise UsageError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. --shard 1/2")
     return int(m.group(1)), int(m.group(2))
-
-
-def glob_match(path: str, pattern: str) -> bool:
-    """Match a repository path against a glob: ``**`` spans folders, ``*`` and ``?`` do not."""
-    return _glob_regex(pattern).fullmatch(path) is not None
-
-
-@functools.lru_cache(maxsize=256)  # matched against every changed path
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out))
 
 
 def changed_paths(ref: str, root: Path) -> tuple[str, ...]:

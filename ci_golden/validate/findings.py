@@ -102,6 +102,22 @@ class Finding:
         return asdict(self)
 
 
+@dataclass(frozen=True, order=True)
+class BaselineEntry:
+    """One finding accepted by the baseline file (:mod:`ci_golden.validate.baseline`).
+    ``file`` is relative to the config's folder (POSIX)."""
+
+    file: str
+    code: str
+    location: str
+    message_hash: str
+
+    KEYS: t.ClassVar[tuple[str, ...]] = ("code", "file", "location", "message_hash")
+
+    def to_dict(self) -> dict[str, str]:
+        return {key: getattr(self, key) for key in self.KEYS}
+
+
 def finding(
     code: str, path: str, message: str, where: str | None = None, line: int | None = None
 ) -> Finding:
