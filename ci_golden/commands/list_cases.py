@@ -30,7 +30,9 @@ def run(args: argparse.Namespace) -> int:
                 "golden": f"{job.case}/{golden}" if golden else None,
             }
         )
-    rows = [{"case": case.id, "jobs": jobs[case.id]} for case in suite.cases if case.id in jobs]
+    rows: list[dict[str, t.Any]] = [
+        {"case": case.id, "jobs": jobs[case.id]} for case in suite.cases if case.id in jobs
+    ]
     if args.format == "json":
         print(json.dumps({"root": str(suite.root), "cases": rows}, indent=2))
         return 0
@@ -38,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
         print(row["case"])
         if not row["jobs"]:
             print("  (no job: no golden resolves for any environment and platform)")
-        for job in row["jobs"]:
-            golden = job["golden"].rsplit("/", 1)[-1] if job["golden"] else "(no golden yet)"
-            print(f"  {job['environment']:<8} {job['platform']:<12} {golden}")
+        for entry in row["jobs"]:
+            golden = entry["golden"].rsplit("/", 1)[-1] if entry["golden"] else "(no golden yet)"
+            print(f"  {entry['environment']:<8} {entry['platform']:<12} {golden}")
     n_jobs = sum(len(r["jobs"]) for r in rows)
     left_out = len(suite.cases) - len(rows)
     more = f"; {left_out} not selected (--explain says why)" if left_out else ""
