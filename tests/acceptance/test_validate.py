@@ -518,3 +518,9 @@ def test_github_format_annotates_errors_first_caps_them_and_summarizes_all(
         f"- cases/x03/{GOLDEN}:1: &#36;: empty object &#123;&#125;: no metric to compare\n" in text
     )
     assert text.count("- cases/x") == 12 and text.count("- cases/w") == 12
+
+
+def test_the_readme_lists_every_code(repo_root: Path) -> None:
+    from ci_golden.validate.findings import code_table
+
+    assert code_table() in (repo_root / "README.md").read_text()
