@@ -75,6 +75,7 @@ class CaseSettings:
     script: str | None = None
     command: tuple[str, ...] = ()
     metrics: t.Mapping[str, t.Mapping[str, t.Any]] | None = None
+    consistency_check: tuple[str, ...] = ()
 
     @classmethod
     def from_block(cls, block: t.Mapping[str, t.Any]) -> CaseSettings:
@@ -90,6 +91,7 @@ class CaseSettings:
             script=block.get("script"),
             command=tuple(block.get("command", ())),
             metrics=block.get("metrics"),
+            consistency_check=tuple(block.get("consistency_check", ())),
         )
 
 

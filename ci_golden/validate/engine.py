@@ -29,6 +29,7 @@ from ci_golden.goldens.discover import (
     unreferenced_goldens,
 )
 from ci_golden.goldens.model import GoldenFormatError, detect_layout, read_json
+from ci_golden.goldens.testkind import read_kind
 from ci_golden.project.config import Config
 from ci_golden.project.schema import did_you_mean, json_pointer
 from ci_golden.project.yamlio import DuplicateKeyError, Repeat, load_yaml
@@ -262,8 +263,9 @@ def check_case(
                     f"no job: {why} (add CI_GOLDEN.platforms to run it without one)",
                 )
             )
+        compares = model_config is None or read_kind(model_config).compares_values
         for job in jobs:
-            if job.golden is None:
+            if job.golden is None and compares:
                 out.append(
                     finding(
                         "CG145",
