@@ -37,6 +37,7 @@ FORK_ADVICE = (
 STATES = {
     "pass": "success",
     "no-golden": "success",
+    "skipped": "success",
     "drift": "failure",
     "fail": "failure",
     "missing": "failure",

@@ -30,6 +30,7 @@ DETAIL_VERDICTS = frozenset({"fail", "drift", "missing", "error"})
 REFRESH_VERDICTS = frozenset({"fail", "drift", "missing", "no-golden"})
 ICONS: dict[str, str] = {
     "pass": "✅", "drift": "⚠️", "fail": "❌", "missing": "❓", "no-golden": "🆕", "error": "💥",
+    "skipped": "⏭️",
 }  # fmt: skip
 _ENTITIES = {
     "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "`": "&#96;",
@@ -61,7 +62,7 @@ def fmt_rel(value: float | None) -> str:
 
 
 def _worst_metric(result: CaseResult) -> MetricResult | None:
-    order = ("fail", "missing", "drift", "pass", "no-golden", "error")
+    order = ("fail", "missing", "drift", "pass", "no-golden", "skipped", "error")
     gated = [m for _, m in result.all_metrics() if m.gated] or [m for _, m in result.all_metrics()]
     if not gated:
         return None
@@ -138,13 +139,18 @@ def mermaid_chart(
 
 def _metric_row(label: str, m: MetricResult) -> str:
     name = f"{label}: {m.name}" if label else m.name
+    first = str(m.first_failing_step) if m.first_failing_step is not None else "—"
+    failed = str(m.n_failed)
+    if m.verdict == "drift":  # nothing failed the tolerance: say what differs, and where first
+        failed += f" ({m.n_differ} differ exactly)" if m.n_differ is not None else ""
+        first += " (first difference)" if m.first_failing_step is not None else ""
     cells = [
         escape_md(name) + ("" if m.gated else " (info)"),
         _verdict(m.verdict),
         escape_md(m.policy.describe()),
         str(m.n_compared),
-        str(m.n_failed),
-        str(m.first_failing_step) if m.first_failing_step is not None else "—",
+        failed,
+        first,
         fmt_num(m.max_abs_diff),
         fmt_rel(m.max_rel_diff),
         escape_md(m.message or ""),
@@ -265,7 +271,9 @@ def render_markdown(report: Report, *, max_chars: int = DEFAULT_MAX_CHARS) -> st
         head += f" · {_link(report.run_url)}"
     head += "\n\n" + "".join(f"> {escape_md(note)}\n\n" for note in report.notes) + TABLE_HEAD
     rows = [_row(r) for r in report.results]
-    detail = [details_block(r) for r in report.results if r.verdict in DETAIL_VERDICTS]
+    detail = [
+        details_block(r) for r in report.results if r.verdict in DETAIL_VERDICTS | {"skipped"}
+    ]
     update = _update_section(report)
     note_room = 400
     budget = max_chars - len(head) - note_room
@@ -336,7 +344,7 @@ def _xml(text: object) -> str:
 def render_junit(report: Report) -> str:
     """JUnit XML: one testsuite per job, one testcase per gated metric (or one ``run`` case
     for a job without metrics). fail/missing are failures, error an error, drift a failure
-    unless drift is allowed, no-golden skipped."""
+    unless drift is allowed, no-golden and skipped skipped."""
     root = ET.Element("testsuites", name="ci-golden")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for r in report.results:
@@ -346,7 +354,7 @@ def render_junit(report: Report) -> str:
             for label, m in r.all_metrics()
             if m.gated
         ]
-        if not cases or r.verdict in ("error", "no-golden"):
+        if not cases or r.verdict in ("error", "no-golden", "skipped"):
             cases = [("run", r.verdict, r.message or r.verdict)] + (
                 cases if r.verdict == "error" else []
             )
@@ -367,7 +375,7 @@ def render_junit(report: Report) -> str:
             elif verdict in failing_verdicts(allow_drift=report.allow_drift):
                 ET.SubElement(tc, "failure", message=text, type=verdict).text = text
                 counts["failures"] += 1
-            elif verdict == "no-golden":
+            elif verdict in ("no-golden", "skipped"):
                 ET.SubElement(tc, "skipped", message=text)
                 counts["skipped"] += 1
             elif verdict == "drift":
@@ -398,7 +406,7 @@ def render_annotations(report: Report) -> str:
             continue
         level = (
             "notice"
-            if r.verdict == "no-golden"
+            if r.verdict in ("no-golden", "skipped")
             else "warning"
             if r.verdict == "drift" and report.allow_drift
             else "error"
@@ -406,7 +414,7 @@ def render_annotations(report: Report) -> str:
         m = _worst_metric(r)
         what = (
             r.message
-            if r.verdict in ("error", "no-golden") or m is None
+            if r.verdict in ("error", "no-golden", "skipped") or m is None
             else f"{m.name}: {m.message}"
         )
         props = f"title={_gh_prop(f'ci-golden {r.verdict}')}"
