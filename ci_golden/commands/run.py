@@ -7,11 +7,13 @@ import typing as t
 from pathlib import Path
 
 from ci_golden.commands import load_suite
+from ci_golden.compare.policy import resolve_policies
 from ci_golden.compare.result import RESULT_FILE, exit_code
 from ci_golden.errors import CiGoldenError, InputError, UsageError
 from ci_golden.plan.select import ENTRY_KEYS, job_id
+from ci_golden.report.render import render_text
+from ci_golden.run.dryrun import render_plan
 from ci_golden.run.execute import case_job, execute, plan, spec_for
-from ci_golden.run.launch import render_plan
 from ci_golden.run.runner import sigterm_as_interrupt
 
 if t.TYPE_CHECKING:
@@ -144,10 +146,7 @@ def run_spec(spec: JobSpec, config: Config, args: argparse.Namespace) -> int:
         spec, config, check_gpu=not args.skip_gpu_check, sink=_print, grace=args.grace,
         keep_checkpoints=args.keep_checkpoints,
     )  # fmt: skip
-    summary = f"ci-golden run: {result.job_id}: {result.verdict}"
-    if result.message:
-        summary += f": {result.message}"
-    print(summary, file=sys.stderr)
+    sys.stdout.write(render_text(result, allow_drift=args.allow_drift))
     print(f"ci-golden run: result written to {spec.out / RESULT_FILE}", file=sys.stderr)
     return exit_code([result], allow_drift=args.allow_drift)
 
@@ -157,6 +156,9 @@ def run(args: argparse.Namespace) -> int:
     suite = load_suite(args)
     spec = job_spec(args, suite)
     if args.dry_run:
-        sys.stdout.write(render_plan(spec, plan(spec, suite.config)))
+        _policies, gated = resolve_policies(suite.config, spec.case)
+        golden = spec.golden.as_posix() if spec.golden is not None else None
+        text = render_plan(spec, plan(spec, suite.config), golden=golden, gated=gated)
+        sys.stdout.write(text)
         return 0
     return run_spec(spec, suite.config, args)

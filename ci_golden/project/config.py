@@ -51,6 +51,7 @@ DEFAULTS: dict[str, t.Any] = {
     "gated_metrics": ["lm loss", "num-zeros"],
     "metrics": {},
     "global_paths": [],
+    "frozen_checkpoints": None,
     "defaults": {"n_repeat": 1, "time_limit": 3600, "nodes": 1},
 }
 
@@ -87,6 +88,7 @@ class Config:
     metrics: dict[str, dict[str, t.Any]]
     global_paths: tuple[str, ...]
     defaults: JobDefaults
+    frozen_checkpoints: Path | None = None  # CHECKPOINT_LOAD_PATH unless the runner sets it
 
     def platform(self, name: str) -> Platform:
         try:
@@ -236,4 +238,7 @@ def _build(data: dict[str, t.Any], path: Path | None, cwd: Path, test_cases: Pat
         metrics=dict(data["metrics"]),
         global_paths=tuple(data["global_paths"]),
         defaults=JobDefaults(**defaults),
+        frozen_checkpoints=(
+            root / data["frozen_checkpoints"] if data["frozen_checkpoints"] else None
+        ),
     )
