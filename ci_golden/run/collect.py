@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci_golden.errors import InputError, RunnerError
-from ci_golden.goldens.model import GoldenValues, MetricSeries
+from ci_golden.goldens.model import GoldenFormatError, GoldenValues, MetricSeries, load_golden
 from ci_golden.run.tfevents import EVENT_GLOB, event_files, merge_first, read_event_file
 
 SourceFormat = t.Literal["auto", "tensorboard", "jsonl", "log"]
+ActualFormat = t.Literal["auto", "golden", "tensorboard", "jsonl", "log"]
 Series = dict[str, dict[int, float]]
 
 # What Megatron-LM keeps in a golden file (get_test_results_from_tensorboard_logs.py).
@@ -353,3 +354,31 @@ def run_metrics(
     if log_path.is_file():
         return read_megatron_log(log_path)
     return Collected({})
+
+
+JSONL_HINT = (
+    "; one JSON object per line is JSON Lines: name the file .jsonl or pass --actual-format jsonl"
+)
+
+
+def load_actual(
+    path: Path,
+    golden: GoldenValues | None,
+    fmt: ActualFormat = "auto",
+    *,
+    log_interval: int = 1,
+) -> tuple[GoldenValues, tuple[str, ...]]:
+    """A run's values from what it left behind: golden-format JSON (``.json``), an event folder
+    or file, a JSONL file or a training log; all but JSON are put on ``golden``'s grid.
+    Returns the values and reader notes."""
+    kind = fmt
+    if kind == "auto":
+        kind = "golden" if path.suffix == ".json" and path.is_file() else detect_format(path)
+    if kind != "golden":
+        return collect([path], fmt=kind, golden=golden)
+    try:
+        return load_golden(path, log_interval=log_interval), ()
+    except GoldenFormatError as e:
+        if e.code == "CG102" and "Extra data" in e.detail:
+            raise GoldenFormatError(e.code, e.path, e.detail + JSONL_HINT, e.where) from e
+        raise
