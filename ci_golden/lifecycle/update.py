@@ -241,6 +241,11 @@ def plan_update(
     def refuse(problem: str, **kw: t.Any) -> Update:
         return replace(base, problem=problem, **kw)
 
+    if result.verdict == "error":
+        return refuse(
+            "the run failed (verdict error"
+            f"{': ' + result.message if result.message else ''}); its values are no golden"
+        )
     if actual is None and result.actual is None:
         return refuse(
             f"no actual values (verdict {result.verdict}"

@@ -34,7 +34,7 @@ def describe_evaluation(
 ) -> list[str]:
     """What a repeat compares, as comment lines."""
     if ev.kind == "none":
-        return [f"# not compared: {ev.reason}"]
+        return [f"# {ev.reason}"]
     against = f"golden {golden}" if golden else "no golden yet (the values are the proposal)"
     if ev.kind == "consistency":
         return [

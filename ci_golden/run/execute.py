@@ -207,7 +207,7 @@ def _run_repeat(rp: RepeatPlan, ctx: Context) -> RepeatRun:
 
 def _relative(path: Path, out: Path) -> str:
     try:
-        return path.relative_to(out.resolve()).as_posix()
+        return path.resolve().relative_to(out.resolve()).as_posix()
     except ValueError:
         return path.as_posix()
 
@@ -487,6 +487,8 @@ def _result(
         )  # fmt: skip
     elif skipped is not None and error is None and not firsts:
         result = CaseResult(verdict="skipped", metrics={}, message=skipped, actual=None, **base)
+    elif error is not None and golden is None:
+        result = CaseResult(verdict="error", metrics={}, message=error, actual=actual_path, **base)
     else:
         half = the_plan.repeats[0].evaluation.resume_step if the_plan.repeats else None
         result = compare_job(

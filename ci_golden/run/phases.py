@@ -48,6 +48,8 @@ NCCL_DEFAULTS = {
     "NCCL_NVLS_ENABLE": "0", "NCCL_TUNER_PLUGIN": "", "NCCL_BUFFSIZE": "4194304",
     "TORCH_NCCL_AVOID_RECORD_STREAMS": "1",
 }  # fmt: skip
+# the test types that read the frozen checkpoints
+FROZEN = frozenset({"frozen-start", "frozen-resume", "checkpoint-consistency"})
 _ARGS_KEY = re.compile(r"MODEL_ARGS(?:_(\d+))?\Z")
 When = t.Literal["always", "ok"]
 
@@ -76,7 +78,7 @@ class Phase:
 
     @property
     def label(self) -> str:
-        return f"repeat {self.repeat} run {self.run_number} ({self.key})"
+        return self.name
 
     @property
     def log(self) -> Path:
@@ -149,7 +151,6 @@ class RunPlan:
     save: Path
     notes: tuple[str, ...] = ()
     keep_checkpoints: bool = False
-    model_args: dict[str, dict[str, t.Any]] = field(default_factory=dict)
 
     @property
     def phases(self) -> tuple[Phase, ...]:
@@ -296,16 +297,17 @@ class PlanInputs:
     environ: t.Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
-def _load_path(inputs: PlanInputs, notes: list[str]) -> Path:
+def _load_path(inputs: PlanInputs, kind: TestKind, notes: list[str]) -> Path:
     given = inputs.environ.get("CHECKPOINT_LOAD_PATH")
     if given:
         return Path(given)
     if inputs.frozen_checkpoints is not None:
         return inputs.frozen_checkpoints
-    notes.append(
-        "CHECKPOINT_LOAD_PATH is not set (the runner's environment, or frozen_checkpoints in the "
-        "project config): frozen checkpoints are read from an empty folder"
-    )
+    if kind.test_type in FROZEN:
+        notes.append(
+            "CHECKPOINT_LOAD_PATH is not set (the runner's environment, or frozen_checkpoints "
+            "in the project config): frozen checkpoints are read from an empty folder"
+        )
     return inputs.out / "run" / "frozen_checkpoints"
 
 
@@ -325,7 +327,7 @@ def plan_run(case: TestCase, inputs: PlanInputs) -> RunPlan:
     kind = read_kind(mc, environ, script=script_of(case))
     out = inputs.out.resolve()
     notes: list[str] = []
-    load = _load_path(inputs, notes).resolve()
+    load = _load_path(inputs, kind, notes).resolve()
     save = out / "run" / "checkpoints"
     tmp = out / "run" / "tmp_checkpoints"
     keys, iters = edited_args(mc, kind)
@@ -347,6 +349,11 @@ def plan_run(case: TestCase, inputs: PlanInputs) -> RunPlan:
         n_repeat = 1  # run_ci_test.sh exits (or breaks) after the first repeat
     if kind.lightweight:
         notes.append("lightweight mode: --exit-interval 4, values not compared")
+    if kind.mode == "rl":
+        notes.append(
+            "rl: compared with the pretraining rules on steps 1..--exit-interval, not with the "
+            "tolerances of Megatron-LM's test_grpo_training_loop.py"
+        )
     maker = _PhaseMaker(
         case, kind, keys, inputs, out,
         exit_duration(environ, inputs.time_limit if release else None),
@@ -395,8 +402,8 @@ def plan_run(case: TestCase, inputs: PlanInputs) -> RunPlan:
                 evaluation = Evaluation(
                     "none",
                     tolerate_failure=True,
-                    reason=f"frozen-resume recording mode: {save} now holds the frozen "
-                    f"checkpoint at iteration {half} for {load}",
+                    reason=f"not compared: frozen-resume recording mode: {save} now holds the "
+                    f"frozen checkpoint at iteration {half} for {load}",
                 )
             else:
                 steps.append(phase(2, second_key, load, tmp, tb / "run_2", "ok"))
@@ -411,10 +418,12 @@ def plan_run(case: TestCase, inputs: PlanInputs) -> RunPlan:
                     first=repeat_dir(out, repeat) / "run_1" / inputs.actual_name,
                     reason=None
                     if kind.test_type == "frozen-start"
-                    else "inference is compared only for TEST_TYPE frozen-start",
+                    else "not compared: inference is compared only for TEST_TYPE frozen-start",
                 )
             elif kind.mode == "rl" and kind.test_type != "frozen-start":
-                evaluation = Evaluation("none", reason="rl is compared only for frozen-start")
+                evaluation = Evaluation(
+                    "none", reason="not compared: rl is compared only for frozen-start"
+                )
             else:
                 evaluation = Evaluation(
                     "golden", tb, train_iters=iters,
@@ -428,10 +437,7 @@ def plan_run(case: TestCase, inputs: PlanInputs) -> RunPlan:
                 tolerate_failure=evaluation.tolerate_failure,
             )  # fmt: skip
         repeats.append(RepeatPlan(repeat, tuple(steps), evaluation))
-    return RunPlan(
-        kind, tuple(repeats), iters, load, save, tuple(notes), keep_checkpoints=release,
-        model_args=keys,
-    )  # fmt: skip
+    return RunPlan(kind, tuple(repeats), iters, load, save, tuple(notes), keep_checkpoints=release)
 
 
 MEGATRON_CONSISTENCY_CHECK = (
