@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-CORPUS = REPO.parent / "shared" / "megatron_corpus" / "test_cases"
+# the corpus beside the checkout; MEGATRON_CORPUS names another copy (a checkout elsewhere)
+CORPUS = Path(os.environ.get("MEGATRON_CORPUS", REPO.parent / "shared" / "megatron_corpus"))
+CORPUS = CORPUS / "test_cases"
 
 
 @pytest.fixture(scope="session")

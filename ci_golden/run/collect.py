@@ -100,14 +100,12 @@ def read_megatron_log(path: Path) -> Collected:
     Fields are ``name: value`` pairs between ``|``; ``nan``/``inf`` values are kept as non-finite,
     fields that are not numbers (or absent on a step, as Megatron omits a NaN loss) are simply
     not there for that step. Known fields get their TensorBoard names and units (``LOG_FIELDS``,
-    ``MEMORY_FIELDS``). As in TensorBoard, ``iteration-time`` is left out for the first iteration
-    a process logs (it includes the start-up). Any prefix (timestamp, ``[default0]:``) is ignored.
+    ``MEMORY_FIELDS``). Any prefix (timestamp, ``[default0]:``) is ignored.
     Megatron-LM prints averages since the previous line, and does not reset them after the first
     iteration: with ``--log-interval 1`` the second line's losses are a two-step mean.
     """
     series: Series = {}
     train_iters: int | None = None
-    first_line = True
     try:
         handle = path.open(encoding="utf-8", errors="replace")
     except OSError as e:
@@ -119,12 +117,9 @@ def read_megatron_log(path: Path) -> Collected:
                 step, train_iters = int(m.group(1)), int(m.group(2))
                 for key, value in _fields(line[m.end() :]):
                     name, scale = LOG_FIELDS.get(key, (key, 1.0))
-                    if name == "iteration-time" and first_line:
-                        continue
                     series.setdefault(name, {})[step] = (
                         value / -scale if scale < 0 else value * scale
                     )
-                first_line = False
                 continue
             m = _MEMORY.search(line)
             if m is not None:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ci_golden.goldens.model import GoldenValues, MetricSeries
+from ci_golden.compare.engine import compare_values
+from ci_golden.errors import InputError
+from ci_golden.goldens.model import GoldenValues, MetricSeries, load_golden
 from ci_golden.run.collect import (
     grid_interval,
     on_golden_grid,
@@ -314,8 +316,7 @@ def test_megatron_log_fields(tmp_path: Path) -> None:
     assert got.series["lm loss"] == {1: 10.85, 2: 10.34, 3: got.series["lm loss"][3], 5: 9.876543}
     assert math.isnan(got.series["lm loss"][3])
     assert 4 not in got.series["lm loss"]  # Megatron omits a loss it cannot average
-    # as in TensorBoard, no iteration-time for the first iteration a process logs
-    assert got.series["iteration-time"] == {2: 1.5, 3: 1.4, 4: 1.3, 5: 1.25}
+    assert got.series["iteration-time"] == {1: 2.3456, 2: 1.5, 3: 1.4, 4: 1.3, 5: 1.25}
     assert got.series["num-zeros"] == {1: 0.0, 2: 12.0, 5: 7.0}
     # report_memory's line, MB to bytes
     assert got.series["mem-allocated-bytes"] == {2: 2.0 * 1024 * 1024}
@@ -352,7 +353,7 @@ def test_cli_collect_unknown_metric_names_what_was_logged(
     assert res.returncode == 2
     assert res.stderr == (
         f"ci-golden collect: error: {log}: none of the metrics ['lm-loss'] was logged on the "
-        "step grid (found: batch-size, consumed samples, grad-norm, learning-rate, "
+        "step grid (found: batch-size, consumed samples, grad-norm, iteration-time, learning-rate, "
         "lm loss, loss-scale, num-zeros, "
         "number of nan iterations, number of skipped iterations, throughput (token/sec/GPU))\n"
     )
@@ -393,3 +394,109 @@ def test_sampled_steps_match_megatron() -> None:
     assert grid_interval([1, 5, 10, 20], 5) == 5
     assert grid_interval([2, 4, 10], 1) == 2
     assert grid_interval([1, 10], 5) == 5
+
+
+# --- the real corpus: a run whose values equal the golden passes, whichever source -----------
+
+
+def corpus_goldens(corpus: Path) -> list[tuple[Path, GoldenValues]]:
+    """Every current-layout golden of the corpus that can be read."""
+    found = []
+    for path in sorted(corpus.rglob("golden_values*.json")):
+        try:
+            golden = load_golden(path)
+        except InputError:
+            continue  # the corpus's broken files (empty, {}, NaN literals): validate's business
+        if golden.layout == "current" and golden.metrics:
+            found.append((path, golden))
+    return found
+
+
+def write_float32_events(folder: Path, golden: GoldenValues) -> None:
+    """The golden's values as TensorBoard scalars (float32) under their exact tags, written by
+    tensorboardX's record writer (its FileWriter's background thread costs more than the data)."""
+    from tensorboardX.proto.event_pb2 import Event
+    from tensorboardX.proto.summary_pb2 import Summary
+    from tensorboardX.record_writer import RecordWriter
+
+    writer = RecordWriter(str(folder / "events.out.tfevents.1700000000.host"))
+    writer.write(Event(wall_time=1.0, file_version="brain.Event:2").SerializeToString())
+    for name, series in golden.metrics.items():
+        for step, value in series.as_dict().items():
+            if value is not None:  # a "nan" step logged nothing
+                summary = Summary(value=[Summary.Value(tag=name, simple_value=value)])
+                writer.write(Event(wall_time=1.0, step=step, summary=summary).SerializeToString())
+    writer.close()
+
+
+def write_jsonl(path: Path, golden: GoldenValues) -> None:
+    with path.open("w") as f:
+        for name, series in golden.metrics.items():
+            for step, value in series.as_dict().items():
+                if value is not None:
+                    f.write(json.dumps({"step": step, name: value}) + "\n")
+
+
+def write_megatron_log(path: Path, golden: GoldenValues) -> None:
+    """Megatron-LM's training_log lines (losses `.6E`, num zeros as a float, elapsed time in ms
+    `.1f`) and report_memory lines (MB, unrounded as older versions print them)."""
+    by_step: dict[int, dict[str, float]] = {}
+    for name, series in golden.metrics.items():
+        for step, value in series.as_dict().items():
+            if value is not None:
+                by_step.setdefault(step, {})[name] = value
+    last = max(by_step)
+    lines = []
+    for step, row in sorted(by_step.items()):
+        fields = [f" [2026-01-01 00:00:00.000000] iteration {step:8d}/{last:8d} |",
+                  f" consumed samples: {step * 32:12d} |"]  # fmt: skip
+        if "iteration-time" in row:
+            fields.append(f" elapsed time per iteration (ms): {row['iteration-time'] * 1000:.1f} |")
+        fields.append(" learning rate: 1.000000E-04 | global batch size:    32 |")
+        fields += [f" {n}: {v:.6E} |" for n, v in row.items() if n.endswith("loss")]
+        fields.append(" loss scale: 1.0 | grad norm: 1.000 |")
+        if "num-zeros" in row:
+            fields.append(f" num zeros: {row['num-zeros']!r} |")
+        lines.append("".join(fields))
+        if "mem-allocated-bytes" in row or "mem-max-allocated-bytes" in row:
+            allocated = row.get("mem-allocated-bytes", 0.0) / 1048576
+            peak = row.get("mem-max-allocated-bytes", 0.0) / 1048576
+            lines.append(
+                f"[Rank 0] (after {step} iterations) memory (MB) | allocated: {allocated!r} | "
+                f"max allocated: {peak!r} | reserved: {peak!r} | max reserved: {peak!r}"
+            )
+    path.write_text("\n".join(lines) + "\n")
+
+
+def verdicts(golden: GoldenValues, series: dict[str, dict[int, float]]) -> dict[str, str]:
+    """Every metric of the golden gated, deterministic (the exact check on): each one's verdict."""
+    actual = on_golden_grid(series, golden)
+    metrics = compare_values(
+        golden, actual, policies={}, gated=list(golden.metrics), nondeterministic=False
+    )
+    return {name: m.verdict for name, m in metrics.items()}
+
+
+@pytest.mark.parametrize("source", ["tensorboard", "jsonl", "log"])
+def test_every_corpus_golden_passes_against_its_own_values(
+    corpus: Path, tmp_path: Path, source: str
+) -> None:
+    goldens = corpus_goldens(corpus)
+    assert len(goldens) > 700
+    failing = {}
+    for n, (path, golden) in enumerate(goldens):
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        if source == "tensorboard":
+            write_float32_events(folder, golden)
+            series = read_source(folder, "tensorboard").series
+        elif source == "jsonl":
+            write_jsonl(folder / "metrics.jsonl", golden)
+            series = read_source(folder / "metrics.jsonl").series
+        else:
+            write_megatron_log(folder / "stdout.log", golden)
+            series = read_source(folder / "stdout.log").series
+        got = verdicts(golden, series)
+        if set(got.values()) != {"pass"}:
+            failing[path.relative_to(corpus).as_posix()] = got
+    assert failing == {}
