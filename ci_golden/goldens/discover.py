@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci_golden.errors import ConfigError, InputError
+from ci_golden.goldens.testkind import unknown_kind
 from ci_golden.project.config import Config
 from ci_golden.project.schema import did_you_mean, first_error
 from ci_golden.project.yamlio import load_yaml_text
@@ -295,6 +296,10 @@ class TestCase:
         if isinstance(settings, InputError):
             raise InputError(str(self.config_path), settings.detail, settings.where)
         return settings
+
+    def unknown_kind(self) -> tuple[str, str] | None:
+        """A TEST_TYPE, MODE or TEST_EVALUATION of this case that Megatron-LM does not know."""
+        return unknown_kind(self._config_bytes) if self.has_config else None
 
     @property
     def metrics(self) -> tuple[str, ...] | None:

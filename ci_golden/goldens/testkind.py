@@ -8,6 +8,7 @@ text, so a YAML ``true`` is not the string ``1``; :func:`yq_text` gives that tex
 
 from __future__ import annotations
 
+import re
 import typing as t
 from dataclasses import dataclass
 
@@ -91,3 +92,23 @@ def read_kind(
     if lightweight and mode == "pretraining" and test_type != "release":
         n_repeat = 1
     return TestKind(test_type, mode, evaluation, lightweight, skip_pytest, n_repeat, nemo)
+
+
+KNOWN: dict[str, tuple[str, ...]] = {
+    "TEST_TYPE": TEST_TYPES,
+    "MODE": MODES,
+    "TEST_EVALUATION": EVALUATIONS,
+}
+_KIND_LINE = re.compile(rb"^(TEST_TYPE|MODE|TEST_EVALUATION)[ \t]*:[ \t]*([^\r\n#]*)", re.MULTILINE)
+
+
+def unknown_kind(raw: bytes) -> tuple[str, str] | None:
+    """The first top-level ``TEST_TYPE``, ``MODE`` or ``TEST_EVALUATION`` line of a
+    model_config.yaml's bytes whose value run_ci_test.sh does not know, as (key, value); for
+    planning, which reads no whole config (``validate`` checks them through the schema)."""
+    for m in _KIND_LINE.finditer(raw):
+        value = m.group(2).decode("utf-8", "replace").strip().strip("\"'")
+        key = m.group(1).decode()
+        if value and value not in KNOWN[key]:
+            return key, value
+    return None

@@ -15,7 +15,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ci_golden.errors import UsageError
+from ci_golden.errors import ConfigError, UsageError
 from ci_golden.goldens.discover import discover, unreferenced_goldens
 from ci_golden.plan import emit
 from ci_golden.plan.select import (
@@ -661,3 +661,27 @@ def test_corpus_matrix_has_exactly_the_resolvable_jobs(
     assert not goldens & unreferenced
     all_goldens = {(c.path / g).resolve() for c in suite.cases for g in c.golden_files}
     assert goldens <= all_goldens
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "value", "known"),
+    [
+        ("TEST_TYPE: frozen-reload  # a typo", "TEST_TYPE", "frozen-reload",
+         "regular, ckpt-resume, frozen-resume, frozen-start, checkpoint-consistency, release"),
+        ('MODE: "serving"', "MODE", "serving", "pretraining, inference, rl"),
+        ("TEST_EVALUATION: xfail", "TEST_EVALUATION", "xfail", "pass, xpass"),
+    ],
+)  # fmt: skip
+def test_a_test_kind_run_ci_test_sh_does_not_know_is_never_planned(
+    tmp_path: Path, line: str, key: str, value: str, known: str
+) -> None:
+    cases = {**CASES, "model/alpha": {**CASES["model/alpha"], "model_config.yaml": line + "\n"}}
+    project = make_project(tmp_path / "proj", cases=cases)
+    with pytest.raises(ConfigError) as e:
+        _select(project)
+    config = project / "test_cases" / "model" / "alpha" / "model_config.yaml"
+    assert str(e.value) == (
+        f"{config}::$.{key}: {key} {value!r} is not one Megatron-LM's run_ci_test.sh knows "
+        f"(known: {known}); refusing to plan a job that cannot run"
+    )
+    assert _keys(_select(project, cases=("other/*",)))  # a selection without it plans
