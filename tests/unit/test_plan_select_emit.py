@@ -314,7 +314,7 @@ def repo(project: Path) -> Path:
 
 
 def test_changed_since_selects_changed_cases_only(repo: Path, cli: t.Callable[..., t.Any]) -> None:
-    (repo / "test_cases/model/alpha/model_config.yaml").write_text("TEST_TYPE: changed\n")
+    (repo / "test_cases/model/alpha/model_config.yaml").write_text("TEST_TYPE: ckpt-resume\n")
     git(repo, "commit", "-qam", "change alpha")
     (repo / "test_cases/other/alpha/notes.txt").write_text("untracked\n")
     r = cli("matrix", "--ci", "github", "--changed-since", "main", "--explain", cwd=repo)
