@@ -238,7 +238,7 @@ def job_curves(
     out: JobCurves = {}
     for label, metric in result.all_metrics():
         stored = stored_series(metric)
-        series, note = stored, problem
+        series, note = stored, None if label else problem
         if files is not None and not label:
             actual, golden = files
             if metric.name in golden.metrics and metric.name in actual.metrics:

@@ -216,7 +216,7 @@ def test_paths_that_leave_their_folders_are_not_read(
     )
 
 
-def test_repeats_give_a_band_and_phases_use_the_stored_points() -> None:
+def test_repeats_give_a_band_and_phases_use_the_stored_points(tmp_path: Path) -> None:
     steps = np.arange(1, 101, dtype=np.int64)
     golden = values_small(lambda s: 10.0 - s / 50, steps)
     runs = [values_small(lambda s, k=k: (10.0 - s / 50) * (1 + 0.001 * k), steps) for k in (1, 2)]
@@ -229,6 +229,14 @@ def test_repeats_give_a_band_and_phases_use_the_stored_points() -> None:
     band = curves[("", "lm loss")].band
     assert band is not None and band.n_runs == 2 and len(band.steps) == 100
     assert curves[("repeat-2", "lm loss")].band is None
+    # files that cannot be read are noted on the main run's charts, never read for the others
+    named = CaseResult.from_dict({**result.to_dict(), "actual": "a.json", "golden": "g.json"})
+    curves = job_curves(named, folder=tmp_path, root=tmp_path)
+    assert curves[("", "lm loss")].note == (
+        f"the full series could not be read ({tmp_path}/a.json: cannot read file: "
+        "No such file or directory): showing the result's points"
+    )
+    assert curves[("repeat-2", "lm loss")].note is None
 
 
 def values_small(f: t.Callable[[int], float], steps: np.ndarray) -> GoldenValues:
