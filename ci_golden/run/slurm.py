@@ -1,0 +1,349 @@
+"""The slurm executor: a job submitted to a Slurm cluster from a CI runner on its login node.
+
+``sbatch`` submits a job script that runs ``ci-golden run --executor local`` on the first node
+of the allocation, so the GPU check, every phase, the collection and the comparison happen
+there as on a local runner, each phase started through ``srun`` inside the allocation
+(:func:`~ci_golden.run.launch.srun_step`). Here, ci-golden polls ``squeue``, streams the job's
+output file into the CI log and reads the result.json the job wrote: the project and the output
+folder must be on a filesystem the login node and the compute nodes share.
+
+Slurm enforces the time limit, rounded up to whole minutes (the run on the node keeps its own
+limit :data:`BACKSTOP_S` later). A job that Slurm ends (time limit, node failure, preemption) or
+that is still pending after the platform's ``queue_timeout`` gets an ``error`` result that says
+so; SIGTERM or Ctrl-C cancels the job with ``scancel``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shlex
+import signal
+import sys
+import time
+import typing as t
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci_golden.compare.result import RESULT_FILE, load_result, write_result
+from ci_golden.errors import RunnerError
+from ci_golden.plan.select import job_id as make_job_id
+from ci_golden.project.config import Platform, SlurmSettings
+from ci_golden.project.files import atomic_write_text
+from ci_golden.run.execute import make_out
+from ci_golden.run.executor import RunOptions, error_result
+from ci_golden.run.launch import RunPlan, plan_run, render_plan
+from ci_golden.run.runner import host_info, now
+from ci_golden.run.slurm_job import (
+    ENDED_BY,
+    SCRIPT_ENDED,
+    JobState,
+    Tail,
+    cancel,
+    job_fields,
+    query_state,
+    slurm_command,
+    tool_message,
+)  # fmt: skip
+
+if t.TYPE_CHECKING:
+    from ci_golden.compare.result import CaseResult
+    from ci_golden.project.config import Config
+    from ci_golden.run.runner import Sink
+    from ci_golden.run.spec import JobSpec
+
+BACKSTOP_S = 300
+TAIL_INTERVAL_S = 0.25
+SQUEUE_OUTAGE_S = 300  # squeue failing this long: the job is given up
+CANCEL_WAIT_S = 120  # how long a cancelled job may take to end
+MASTER_ADDR_NOTE = "$MASTER_ADDR"  # set by the job script to the allocation's first node
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What is submitted: the sbatch command (the job script's path last) and the script."""
+
+    sbatch: tuple[str, ...]
+    script: str
+    script_path: Path
+    minutes: int  # Slurm's time limit
+
+    def output(self, job: str) -> Path:
+        return self.script_path.parent / f"slurm-{job}.out"
+
+
+def submission(
+    spec: JobSpec, config: Config, options: RunOptions, *, cwd: Path, python: str = sys.executable
+) -> Submission:
+    """The sbatch command and job script of the job (pure: nothing is written)."""
+    slurm = config.platform(spec.platform).slurm or SlurmSettings()
+    out = spec.out.resolve()
+    folder = out / "slurm"
+    minutes = max(1, math.ceil(spec.time_limit / 60))
+    entry = {
+        "case": spec.case.id, "environment": spec.environment, "platform": spec.platform,
+        "n_repeat": spec.n_repeat, "time_limit": minutes * 60 + BACKSTOP_S,
+        "nodes": spec.nodes, "gpus": spec.gpus,
+    }  # fmt: skip
+    inner = [python, "-m", "ci_golden", "--test-cases", str(config.test_cases.resolve())]
+    if config.source:
+        inner += ["--config", str(Path(config.source).resolve())]
+    inner += ["run", "--job", json.dumps(entry, separators=(",", ":")), "--out", str(out),
+              "--executor", "local", "--grace", f"{options.grace:g}"]  # fmt: skip
+    if not options.check_gpu:
+        inner.append("--skip-gpu-check")
+    if options.keep_checkpoints:
+        inner.append("--keep-checkpoints")
+    lines = ["#!/bin/bash", "# ci-golden: runs the job on the first node of the allocation"]
+    if spec.nodes > 1:
+        lines += ['MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
+                  "export MASTER_ADDR"]  # fmt: skip
+    # srun 22.05 and later no longer take --cpus-per-task from the job
+    lines.append(
+        'if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then '
+        'export SRUN_CPUS_PER_TASK="$SLURM_CPUS_PER_TASK"; fi'
+    )
+    lines.append(f"exec {shlex.join(inner)}")
+    sbatch = [
+        "sbatch", "--parsable",
+        f"--job-name=ci-golden:{make_job_id(spec.case.id, spec.environment, spec.platform)}",
+        f"--nodes={spec.nodes}", "--ntasks-per-node=1",
+    ]  # fmt: skip
+    if spec.gpus > 0:
+        sbatch.append(f"--gpus-per-node={spec.gpus}")
+    sbatch += [f"--time={minutes}", f"--output={folder}/slurm-%j.out", f"--chdir={cwd}",
+               "--no-requeue"]  # fmt: skip
+    for flag, value in (
+        ("partition", slurm.partition), ("account", slurm.account), ("qos", slurm.qos)
+    ):  # fmt: skip
+        if value:
+            sbatch.append(f"--{flag}={value}")
+    sbatch += [*slurm.extra, str(folder / "job.sh")]
+    return Submission(tuple(sbatch), "\n".join(lines) + "\n", folder / "job.sh", minutes)
+
+
+def node_plan(spec: JobSpec, config: Config) -> RunPlan:
+    """The plan the job runs on its first node; ``MASTER_ADDR`` is only known there."""
+    environ = dict(os.environ)
+    if spec.nodes > 1:
+        environ["MASTER_ADDR"] = MASTER_ADDR_NOTE
+    return plan_run(
+        spec.case, spec.out, cwd=config.root.resolve(), n_repeat=spec.n_repeat, nodes=spec.nodes,
+        gpus=spec.gpus, environ=environ, slurm=config.platform(spec.platform).slurm,
+    )  # fmt: skip
+
+
+def render_submission(spec: JobSpec, config: Config, sub: Submission) -> str:
+    """``--dry-run``: the sbatch command, the job script, and what the script runs on the node."""
+    return (
+        f"# {spec.case.id} ({spec.environment}, {spec.platform}): submitted to Slurm, "
+        f"time limit {sub.minutes} min\n{shlex.join(sub.sbatch)}\n# {sub.script_path}:\n"
+        + "".join(f"#   {line}\n" for line in sub.script.splitlines())
+        + "# on the first node of the allocation:\n"
+        + render_plan(spec, node_plan(spec, config))
+    )
+
+
+class SlurmExecutor:
+    """Submits the job with sbatch, follows it, and cancels it when interrupted."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        *,
+        notify: Sink | None = None,
+        sleep: t.Callable[[float], None] = time.sleep,
+        clock: t.Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = platform.slurm or SlurmSettings()
+        self.notify = notify or (lambda line: None)
+        self.sleep = sleep
+        self.clock = clock
+
+    def render(self, spec: JobSpec, config: Config, options: RunOptions) -> str:
+        return render_submission(spec, config, submission(spec, config, options, cwd=Path.cwd()))
+
+    def run(
+        self, spec: JobSpec, config: Config, options: RunOptions, sink: Sink | None
+    ) -> CaseResult:
+        node_plan(spec, config)  # a case's config error shows here, before the job queues
+        make_out(spec.out)
+        sub = submission(spec, config, options, cwd=Path.cwd())
+        sub.script_path.parent.mkdir(exist_ok=True)
+        atomic_write_text(sub.script_path, sub.script)
+        (spec.out / RESULT_FILE).unlink(missing_ok=True)  # only the job's own result counts
+        info: dict[str, t.Any] = {**host_info(), "start": now()}
+        # a SIGTERM arriving while sbatch runs is held until the job id is known
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            job = self._submit(sub, spec, config, info)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        follow = _Follow(self, job, sub, Tail(sub.output(job), sink))
+        try:
+            state = follow.until_started_and_ended(spec, config, info)
+        except KeyboardInterrupt:
+            follow.cancel()
+            self.notify(f"cancelled Slurm job {job} (scancel)")
+            state = follow.until_ended(CANCEL_WAIT_S)
+            message = f"cancelled: the run was interrupted and Slurm job {job} cancelled (scancel)"
+            follow.finish(spec, config, info, state, message)
+            raise
+        if state is not None and state.state == "PENDING":  # the queue timeout
+            message = (
+                f"not run: Slurm job {job} was still pending after the queue timeout of "
+                f"{self.settings.queue_timeout} s (reason: {state.reason}); cancelled it (scancel)"
+            )
+            return follow.finish(spec, config, info, follow.until_ended(CANCEL_WAIT_S), message)
+        return follow.finish(spec, config, info, state, None)
+
+    def _submit(
+        self, sub: Submission, spec: JobSpec, config: Config, info: dict[str, t.Any]
+    ) -> str:
+        proc = slurm_command(sub.sbatch)
+        job = proc.stdout.strip().split(";")[0]
+        if proc.returncode != 0 or not job.isdigit():
+            message = f"sbatch refused the job: {tool_message(proc)}"
+            run_info = {**info, "end": now(), "slurm": {"sbatch": list(sub.sbatch)}}
+            write_result(spec.out / RESULT_FILE, error_result(spec, config, message, run_info))
+            raise RunnerError(message)
+        log = sub.output(job).relative_to(spec.out.resolve())
+        self.notify(f"submitted Slurm job {job} (output: {log})")
+        return job
+
+
+class _Follow:
+    """One submitted job: its state as squeue reports it, and its output streamed."""
+
+    def __init__(self, executor: SlurmExecutor, job: str, sub: Submission, tail: Tail) -> None:
+        self.executor = executor
+        self.job = job
+        self.sub = sub
+        self.tail = tail
+        self.state: JobState | None = None
+        self._failing_since: float | None = None
+
+    def poll(self) -> JobState | None:
+        """The job's state (None once Slurm forgot it); says each change of state or reason."""
+        try:
+            state = query_state(self.job)
+        except RunnerError as e:
+            now_ = self.executor.clock()
+            if self._failing_since is None:
+                self._failing_since = now_
+                self.executor.notify(f"{e}; retrying")
+            elif now_ - self._failing_since > SQUEUE_OUTAGE_S:
+                raise RunnerError(f"lost track of Slurm job {self.job}: {e}") from e
+            return self.state
+        self._failing_since = None
+        before = self.state
+        if state is not None and (
+            before is None or (state.state, state.reason) != (before.state, before.reason)
+        ):
+            where = f" on {state.nodes}" if state.state == "RUNNING" and state.nodes else ""
+            why = f" ({state.reason})" if state.reason not in ("", "None") else ""
+            self.executor.notify(f"Slurm job {self.job} is {state.state}{why}{where}")
+        self.state = state if state is not None else before
+        return state
+
+    def _watch(self, stop: t.Callable[[JobState | None], bool]) -> JobState | None:
+        ex = self.executor
+        next_poll = ex.clock()
+        while True:
+            self.tail.pump()
+            if ex.clock() >= next_poll:
+                state = self.poll()
+                if stop(state):
+                    return state
+                next_poll = ex.clock() + ex.settings.poll_interval
+            ex.sleep(TAIL_INTERVAL_S)
+
+    def until_started_and_ended(
+        self, spec: JobSpec, config: Config, info: dict[str, t.Any]
+    ) -> JobState | None:
+        """Follow the job to its end; a job still pending after the queue timeout is cancelled
+        and its PENDING state returned."""
+        ex = self.executor
+        deadline = ex.clock() + ex.settings.queue_timeout
+        started = False
+
+        def stop(state: JobState | None) -> bool:
+            nonlocal started
+            if state is None or not state.active:
+                return True
+            started = started or state.state != "PENDING"
+            return not started and ex.clock() > deadline
+
+        state = self._watch(stop)
+        if state is not None and state.state == "PENDING":
+            self.cancel()
+            return state
+        self.tail.close()
+        return state
+
+    def until_ended(self, limit: float) -> JobState | None:
+        ex = self.executor
+        deadline = ex.clock() + limit
+        state = self._watch(lambda s: s is None or not s.active or ex.clock() > deadline)
+        self.tail.close()
+        return state if state is not None else self.state
+
+    def cancel(self) -> None:
+        cancel(self.job)
+
+    def finish(
+        self,
+        spec: JobSpec,
+        config: Config,
+        info: dict[str, t.Any],
+        state: JobState | None,
+        message: str | None,
+    ) -> CaseResult:
+        """Write and return the job's result: the one the job wrote, with Slurm's facts added,
+        else an ``error`` result saying ``message`` or what ended the job."""
+        state = state or self.state
+        fields = job_fields(self.job)
+        log = self.tail.path.relative_to(spec.out.resolve()).as_posix()
+        slurm_info = {
+            "job": self.job,
+            "state": state.state if state else fields.get("JobState", "unknown"),
+            "reason": state.reason if state else fields.get("Reason", ""),
+            "nodes": state.nodes if state else fields.get("NodeList", ""),
+            "exit_code": fields.get("ExitCode", ""),
+            "output": log,
+            "sbatch": list(self.sub.sbatch),
+        }
+        path = spec.out / RESULT_FILE
+        written = load_result(path) if path.is_file() else None
+        ended = slurm_info["state"]
+        if message is None and ended not in SCRIPT_ENDED and ended != "unknown":
+            what = ENDED_BY.get(ended, "Slurm ended it")
+            if ended == "TIMEOUT":
+                what = f"its time limit of {self.sub.minutes} min was reached"
+            message = (
+                f"Slurm ended job {self.job} with {ended}: {what} "
+                f"(reason: {slurm_info['reason']}); log: {log}"
+            )
+        refused = message is None and written is None
+        if refused:
+            message = (
+                f"Slurm job {self.job} ended {ended} (exit code {slurm_info['exit_code'] or '?'}) "
+                f"without writing {RESULT_FILE}; last line of {log}: {self.tail.last_line}"
+            )
+        if written is None:
+            run_info = {**info, "end": now(), "slurm": slurm_info}
+            result = error_result(spec, config, message or "", run_info)
+        else:
+            run = {**written.run, "slurm": slurm_info}
+            result = dataclasses.replace(written, run=run)
+            if message is not None:
+                result = dataclasses.replace(result, verdict="error", message=message)
+        write_result(path, result)
+        if refused:
+            raise RunnerError(result.message or "")
+        if message is None and slurm_info["exit_code"].split(":")[0] == "2":
+            # the run on the node refused the job (a wrong GPU): exit 2, as a local run does
+            raise RunnerError(result.message or f"Slurm job {self.job} exited with code 2")
+        return result
