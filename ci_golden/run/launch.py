@@ -154,7 +154,8 @@ def srun_step(nodes: int, slurm: SlurmSettings, cwd: Path, out: Path) -> list[st
     the project and the output folder mounted at the same paths."""
     argv = ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
     if slurm.container_image:
-        mounts = dict.fromkeys([f"{cwd}:{cwd}", f"{out}:{out}", *slurm.container_mounts])
+        folders = [cwd] if out.is_relative_to(cwd) else [cwd, out]
+        mounts = dict.fromkeys([*(f"{p}:{p}" for p in folders), *slurm.container_mounts])
         argv += [
             f"--container-image={slurm.container_image}",
             f"--container-mounts={','.join(mounts)}",

@@ -1,42 +1,33 @@
 """The slurm executor: a job submitted to a Slurm cluster from a CI runner on its login node.
 
-``sbatch`` submits a job script that runs ``ci-golden run --executor local`` on the first node
-of the allocation, so the GPU check, every phase, the collection and the comparison happen
-there as on a local runner, each phase started through ``srun`` inside the allocation
-(:func:`~ci_golden.run.launch.srun_step`). Here, ci-golden polls ``squeue``, streams the job's
-output file into the CI log and reads the result.json the job wrote: the project and the output
-folder must be on a filesystem the login node and the compute nodes share.
+``sbatch`` submits the job script of :mod:`~ci_golden.run.slurm_submit`, which runs the job on
+the first node of the allocation (GPU check, phases through ``srun``, collection, comparison)
+as on a local runner. Here, ci-golden polls ``squeue``, streams the job's output file into the
+CI log and reads the result.json the job wrote: the project and the output folder must be on a
+filesystem the login node and the compute nodes share.
 
-Slurm enforces the time limit, rounded up to whole minutes (the run on the node keeps its own
-limit :data:`BACKSTOP_S` later). A job that Slurm ends (time limit, node failure, preemption) or
-that is still pending after the platform's ``queue_timeout`` gets an ``error`` result that says
-so; SIGTERM or Ctrl-C cancels the job with ``scancel``.
+A job that Slurm ends (time limit, node failure, preemption) or that is still pending after the
+platform's ``queue_timeout`` gets an ``error`` result that says so; SIGTERM or Ctrl-C cancels
+the job with ``scancel``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import os
-import shlex
 import signal
-import sys
 import time
 import typing as t
-from dataclasses import dataclass
 from pathlib import Path
 
 from ci_golden.compare.result import RESULT_FILE, load_result, write_result
 from ci_golden.errors import RunnerError
-from ci_golden.plan.select import job_id as make_job_id
 from ci_golden.project.config import Platform, SlurmSettings
 from ci_golden.project.files import atomic_write_text
 from ci_golden.run.execute import make_out
 from ci_golden.run.executor import RunOptions, error_result
-from ci_golden.run.launch import RunPlan, plan_run, render_plan
 from ci_golden.run.runner import host_info, now
 from ci_golden.run.slurm_job import (
+    ACTIVE_STATES,
     ENDED_BY,
     SCRIPT_ENDED,
     JobState,
@@ -46,7 +37,8 @@ from ci_golden.run.slurm_job import (
     query_state,
     slurm_command,
     tool_message,
-)  # fmt: skip
+)
+from ci_golden.run.slurm_submit import Submission, node_plan, render_submission, submission
 
 if t.TYPE_CHECKING:
     from ci_golden.compare.result import CaseResult
@@ -54,96 +46,9 @@ if t.TYPE_CHECKING:
     from ci_golden.run.runner import Sink
     from ci_golden.run.spec import JobSpec
 
-BACKSTOP_S = 300
 TAIL_INTERVAL_S = 0.25
 SQUEUE_OUTAGE_S = 300  # squeue failing this long: the job is given up
 CANCEL_WAIT_S = 120  # how long a cancelled job may take to end
-MASTER_ADDR_NOTE = "$MASTER_ADDR"  # set by the job script to the allocation's first node
-
-
-@dataclass(frozen=True)
-class Submission:
-    """What is submitted: the sbatch command (the job script's path last) and the script."""
-
-    sbatch: tuple[str, ...]
-    script: str
-    script_path: Path
-    minutes: int  # Slurm's time limit
-
-    def output(self, job: str) -> Path:
-        return self.script_path.parent / f"slurm-{job}.out"
-
-
-def submission(
-    spec: JobSpec, config: Config, options: RunOptions, *, cwd: Path, python: str = sys.executable
-) -> Submission:
-    """The sbatch command and job script of the job (pure: nothing is written)."""
-    slurm = config.platform(spec.platform).slurm or SlurmSettings()
-    out = spec.out.resolve()
-    folder = out / "slurm"
-    minutes = max(1, math.ceil(spec.time_limit / 60))
-    entry = {
-        "case": spec.case.id, "environment": spec.environment, "platform": spec.platform,
-        "n_repeat": spec.n_repeat, "time_limit": minutes * 60 + BACKSTOP_S,
-        "nodes": spec.nodes, "gpus": spec.gpus,
-    }  # fmt: skip
-    inner = [python, "-m", "ci_golden", "--test-cases", str(config.test_cases.resolve())]
-    if config.source:
-        inner += ["--config", str(Path(config.source).resolve())]
-    inner += ["run", "--job", json.dumps(entry, separators=(",", ":")), "--out", str(out),
-              "--executor", "local", "--grace", f"{options.grace:g}"]  # fmt: skip
-    if not options.check_gpu:
-        inner.append("--skip-gpu-check")
-    if options.keep_checkpoints:
-        inner.append("--keep-checkpoints")
-    lines = ["#!/bin/bash", "# ci-golden: runs the job on the first node of the allocation"]
-    if spec.nodes > 1:
-        lines += ['MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
-                  "export MASTER_ADDR"]  # fmt: skip
-    # srun 22.05 and later no longer take --cpus-per-task from the job
-    lines.append(
-        'if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then '
-        'export SRUN_CPUS_PER_TASK="$SLURM_CPUS_PER_TASK"; fi'
-    )
-    lines.append(f"exec {shlex.join(inner)}")
-    sbatch = [
-        "sbatch", "--parsable",
-        f"--job-name=ci-golden:{make_job_id(spec.case.id, spec.environment, spec.platform)}",
-        f"--nodes={spec.nodes}", "--ntasks-per-node=1",
-    ]  # fmt: skip
-    if spec.gpus > 0:
-        sbatch.append(f"--gpus-per-node={spec.gpus}")
-    sbatch += [f"--time={minutes}", f"--output={folder}/slurm-%j.out", f"--chdir={cwd}",
-               "--no-requeue"]  # fmt: skip
-    for flag, value in (
-        ("partition", slurm.partition), ("account", slurm.account), ("qos", slurm.qos)
-    ):  # fmt: skip
-        if value:
-            sbatch.append(f"--{flag}={value}")
-    sbatch += [*slurm.extra, str(folder / "job.sh")]
-    return Submission(tuple(sbatch), "\n".join(lines) + "\n", folder / "job.sh", minutes)
-
-
-def node_plan(spec: JobSpec, config: Config) -> RunPlan:
-    """The plan the job runs on its first node; ``MASTER_ADDR`` is only known there."""
-    environ = dict(os.environ)
-    if spec.nodes > 1:
-        environ["MASTER_ADDR"] = MASTER_ADDR_NOTE
-    return plan_run(
-        spec.case, spec.out, cwd=config.root.resolve(), n_repeat=spec.n_repeat, nodes=spec.nodes,
-        gpus=spec.gpus, environ=environ, slurm=config.platform(spec.platform).slurm,
-    )  # fmt: skip
-
-
-def render_submission(spec: JobSpec, config: Config, sub: Submission) -> str:
-    """``--dry-run``: the sbatch command, the job script, and what the script runs on the node."""
-    return (
-        f"# {spec.case.id} ({spec.environment}, {spec.platform}): submitted to Slurm, "
-        f"time limit {sub.minutes} min\n{shlex.join(sub.sbatch)}\n# {sub.script_path}:\n"
-        + "".join(f"#   {line}\n" for line in sub.script.splitlines())
-        + "# on the first node of the allocation:\n"
-        + render_plan(spec, node_plan(spec, config))
-    )
 
 
 class SlurmExecutor:
@@ -187,9 +92,10 @@ class SlurmExecutor:
         except KeyboardInterrupt:
             follow.cancel()
             self.notify(f"cancelled Slurm job {job} (scancel)")
-            state = follow.until_ended(CANCEL_WAIT_S)
             message = f"cancelled: the run was interrupted and Slurm job {job} cancelled (scancel)"
-            follow.finish(spec, config, info, state, message)
+            # written at once (a CI runner's SIGKILL may follow), again with the job's last state
+            follow.finish(spec, config, info, follow.state, message)
+            follow.finish(spec, config, info, follow.until_ended(CANCEL_WAIT_S), message)
             raise
         if state is not None and state.state == "PENDING":  # the queue timeout
             message = (
@@ -306,7 +212,7 @@ class _Follow:
         state = state or self.state
         fields = job_fields(self.job)
         log = self.tail.path.relative_to(spec.out.resolve()).as_posix()
-        slurm_info = {
+        slurm_info: dict[str, t.Any] = {
             "job": self.job,
             "state": state.state if state else fields.get("JobState", "unknown"),
             "reason": state.reason if state else fields.get("Reason", ""),
@@ -318,7 +224,7 @@ class _Follow:
         path = spec.out / RESULT_FILE
         written = load_result(path) if path.is_file() else None
         ended = slurm_info["state"]
-        if message is None and ended not in SCRIPT_ENDED and ended != "unknown":
+        if message is None and ended not in {*SCRIPT_ENDED, *ACTIVE_STATES, "unknown"}:
             what = ENDED_BY.get(ended, "Slurm ended it")
             if ended == "TIMEOUT":
                 what = f"its time limit of {self.sub.minutes} min was reached"
