@@ -283,3 +283,88 @@ def test_a_job_sbatch_refuses(slurm: Cluster, tmp_path: Path, cli: t.Callable[..
     assert (res.returncode, res.stdout, res.stderr) == (2, "", f"ci-golden run: error: {message}\n")
     result = result_of(root)
     assert (result["verdict"], result["message"]) == ("error", message)
+
+
+# --- no cluster needed ------------------------------------------------------------------------
+
+PYXIS_CONFIG = """\
+test_cases: cases
+platforms:
+  dgx_h100:
+    gpu: H100
+    gpus_per_node: 8
+    executor: slurm
+    slurm:
+      partition: batch
+      account: llm
+      qos: normal
+      extra: [--exclusive]
+      container_image: nvcr.io/nvidia/pytorch:24.05-py3
+      container_mounts: [/data:/data:ro]
+environments:
+  dev: {platforms: [dgx_h100]}
+"""
+
+
+def test_dry_run_prints_the_sbatch_and_srun_commands(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    root = tmp_path / "proj"
+    (root / "cases" / "gpt" / "case").mkdir(parents=True)
+    (root / "ci_golden.yaml").write_text(PYXIS_CONFIG)
+    (root / "cases" / "gpt" / "case" / "model_config.yaml").write_text(
+        "MODEL_ARGS: {--train-iters: 4}\n"
+        "CI_GOLDEN: {nodes: 2, script: train.py, platforms: [dgx_h100], time_limit: 1790}\n"
+    )
+    res = cli(*run_args("gpt/case", "dgx_h100"), "--dry-run", cwd=root, env={"MASTER_PORT": "6000"})
+    assert (res.returncode, res.stderr) == (0, "")
+    out, run_dir = root / "o", root / "o" / "run"
+    entry = (
+        '{"case":"gpt/case","environment":"dev","platform":"dgx_h100","n_repeat":1,'
+        '"time_limit":2100,"nodes":2,"gpus":8}'
+    )
+    pythonpath = os.pathsep.join(filter(None, (str(root), os.environ.get("PYTHONPATH"))))
+    assert res.stdout == (
+        "# gpt/case (dev, dgx_h100): submitted to Slurm, time limit 30 min\n"
+        "sbatch --parsable --job-name=ci-golden:gpt__case__dev__dgx_h100 --nodes=2"
+        f" --ntasks-per-node=1 --gpus-per-node=8 --time=30 --output={out}/slurm/slurm-%j.out"
+        f" --chdir={root} --no-requeue --partition=batch --account=llm --qos=normal --exclusive"
+        f" {out}/slurm/job.sh\n"
+        f"# {out}/slurm/job.sh:\n"
+        "#   #!/bin/bash\n"
+        "#   # ci-golden: runs the job on the first node of the allocation\n"
+        '#   MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"\n'
+        "#   export MASTER_ADDR\n"
+        '#   if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then'
+        ' export SRUN_CPUS_PER_TASK="$SLURM_CPUS_PER_TASK"; fi\n'
+        f"#   exec {sys.executable} -m ci_golden --test-cases {root}/cases"
+        f" --config {root}/ci_golden.yaml run --job '{entry}' --out {out} --executor local"
+        " --grace 10\n"
+        "# on the first node of the allocation:\n"
+        "# gpt/case (dev, dgx_h100): TEST_TYPE regular, 1 repeat(s), time limit 1790 s, output o\n"
+        f"# phase1: log {run_dir}/phase1/stdout.log\n"
+        f"cd {root}\n"
+        f"export DATA_CACHE_PATH={run_dir}/data-cache\n"
+        f"export OUTPUT_PATH={run_dir}/phase1\n"
+        f"export TENSORBOARD_PATH={run_dir}/phase1/tensorboard\n"
+        f"export CHECKPOINT_SAVE_PATH={run_dir}/checkpoints\n"
+        f"export CHECKPOINT_LOAD_PATH={run_dir}/checkpoints\n"
+        f"export INFERENCE_OUTPUT_PATH={run_dir}/phase1/inference.json\n"
+        "export REPEAT=1\n"
+        "export RUN_NUMBER=1\n"
+        f"export PYTHONPATH={pythonpath}\n"
+        "srun --nodes=2 --ntasks-per-node=1 --kill-on-bad-exit=1"
+        " --container-image=nvcr.io/nvidia/pytorch:24.05-py3"
+        f" --container-mounts={root}:{root},/data:/data:ro --container-workdir={root}"
+        " torchrun --nproc_per_node 8 --nnodes 2 --rdzv_backend c10d"
+        " --rdzv_endpoint '$MASTER_ADDR:6000' train.py --train-iters 4\n"
+    )
+    assert sorted(p.name for p in root.iterdir()) == ["cases", "ci_golden.yaml"]  # nothing written
+    # --executor local runs the same job on this machine, through srun as on the node
+    res = cli(*run_args("gpt/case", "dgx_h100"), "--dry-run", "--executor", "local", cwd=root,
+              env={"MASTER_ADDR": "node-a"})  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[0] == (
+        "# gpt/case (dev, dgx_h100): TEST_TYPE regular, 1 repeat(s), time limit 1790 s, output o"
+    )
+    assert "--rdzv_endpoint node-a:29500 train.py" in res.stdout.splitlines()[-1]
