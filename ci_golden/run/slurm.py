@@ -234,9 +234,14 @@ class _Follow:
             )
         refused = message is None and written is None
         if refused:
+            seen = (
+                f"last line of {log}: {self.tail.last_line}"
+                if self.tail.last_line
+                else f"no output in {log}: is {spec.out} on a filesystem the compute nodes mount?"
+            )
             message = (
                 f"Slurm job {self.job} ended {ended} (exit code {slurm_info['exit_code'] or '?'}) "
-                f"without writing {RESULT_FILE}; last line of {log}: {self.tail.last_line}"
+                f"without writing {RESULT_FILE}; {seen}"
             )
         if written is None:
             run_info = {**info, "end": now(), "slurm": slurm_info}

@@ -285,6 +285,25 @@ def test_a_job_sbatch_refuses(slurm: Cluster, tmp_path: Path, cli: t.Callable[..
     assert (result["verdict"], result["message"]) == ("error", message)
 
 
+def test_a_job_that_ends_without_a_result(
+    slurm: Cluster, tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    # a Python that cannot start on the node: the job fails before ci-golden runs there
+    root = project(tmp_path, "queue_timeout: 60, extra: ['--export=ALL,PYTHONHOME=/nonexistent']")
+    res = cli(*run_args("demo/regular"), cwd=root, env=slurm.env)
+    job = submitted_job(res.stderr)
+    prefix = (
+        f"Slurm job {job} ended FAILED (exit code 1:0) without writing result.json; "
+        f"last line of slurm/slurm-{job}.out: "
+    )
+    assert res.returncode == 2
+    assert res.stderr.splitlines()[-1].startswith(f"ci-golden run: error: {prefix}")
+    assert "Fatal Python error" in res.stdout
+    result = result_of(root)
+    assert result["verdict"] == "error" and result["message"].startswith(prefix)
+    assert result["run"]["slurm"]["state"] == "FAILED"
+
+
 # --- no cluster needed ------------------------------------------------------------------------
 
 PYXIS_CONFIG = """\
