@@ -88,22 +88,25 @@ class SlurmExecutor:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         follow = _Follow(self, job, sub, Tail(sub.output(job), sink))
         try:
-            state = follow.until_started_and_ended(spec, config, info)
+            started = follow.until_ended()
         except KeyboardInterrupt:
             follow.cancel()
             self.notify(f"cancelled Slurm job {job} (scancel)")
             message = f"cancelled: the run was interrupted and Slurm job {job} cancelled (scancel)"
-            # written at once (a CI runner's SIGKILL may follow), again with the job's last state
-            follow.finish(spec, config, info, follow.state, message)
-            follow.finish(spec, config, info, follow.until_ended(CANCEL_WAIT_S), message)
+            # written at once (a CI runner's SIGKILL may follow), again once the job has ended
+            follow.finish(spec, config, info, message)
+            follow.until_cancelled()
+            follow.finish(spec, config, info, message)
             raise
-        if state is not None and state.state == "PENDING":  # the queue timeout
+        if not started:
+            reason = follow.state.reason if follow.state else "unknown"
             message = (
                 f"not run: Slurm job {job} was still pending after the queue timeout of "
-                f"{self.settings.queue_timeout} s (reason: {state.reason}); cancelled it (scancel)"
+                f"{self.settings.queue_timeout} s (reason: {reason}); cancelled it (scancel)"
             )
-            return follow.finish(spec, config, info, follow.until_ended(CANCEL_WAIT_S), message)
-        return follow.finish(spec, config, info, state, None)
+            follow.until_cancelled()
+            return follow.finish(spec, config, info, message)
+        return follow.finish(spec, config, info, None)
 
     def _submit(
         self, sub: Submission, spec: JobSpec, config: Config, info: dict[str, t.Any]
@@ -128,11 +131,17 @@ class _Follow:
         self.job = job
         self.sub = sub
         self.tail = tail
-        self.state: JobState | None = None
+        self.state: JobState | None = None  # the last state squeue reported
+        self.gone = False  # slurmctld no longer knows the job
         self._failing_since: float | None = None
 
-    def poll(self) -> JobState | None:
-        """The job's state (None once Slurm forgot it); says each change of state or reason."""
+    @property
+    def ended(self) -> bool:
+        return self.gone or (self.state is not None and not self.state.active)
+
+    def poll(self) -> bool:
+        """Ask squeue; False when it failed (retried until :data:`SQUEUE_OUTAGE_S`). Says each
+        change of state or reason."""
         try:
             state = query_state(self.job)
         except RunnerError as e:
@@ -142,59 +151,55 @@ class _Follow:
                 self.executor.notify(f"{e}; retrying")
             elif now_ - self._failing_since > SQUEUE_OUTAGE_S:
                 raise RunnerError(f"lost track of Slurm job {self.job}: {e}") from e
-            return self.state
+            return False
         self._failing_since = None
         before = self.state
-        if state is not None and (
-            before is None or (state.state, state.reason) != (before.state, before.reason)
-        ):
+        if state is None:
+            self.gone = True
+        elif before is None or (state.state, state.reason) != (before.state, before.reason):
             where = f" on {state.nodes}" if state.state == "RUNNING" and state.nodes else ""
             why = f" ({state.reason})" if state.reason not in ("", "None") else ""
             self.executor.notify(f"Slurm job {self.job} is {state.state}{why}{where}")
-        self.state = state if state is not None else before
-        return state
+            self.state = state
+        return True
 
-    def _watch(self, stop: t.Callable[[JobState | None], bool]) -> JobState | None:
+    def _watch(self, stop: t.Callable[[], bool]) -> None:
         ex = self.executor
         next_poll = ex.clock()
         while True:
             self.tail.pump()
             if ex.clock() >= next_poll:
-                state = self.poll()
-                if stop(state):
-                    return state
+                if self.poll() and stop():
+                    return
                 next_poll = ex.clock() + ex.settings.poll_interval
             ex.sleep(TAIL_INTERVAL_S)
 
-    def until_started_and_ended(
-        self, spec: JobSpec, config: Config, info: dict[str, t.Any]
-    ) -> JobState | None:
-        """Follow the job to its end; a job still pending after the queue timeout is cancelled
-        and its PENDING state returned."""
+    def until_ended(self) -> bool:
+        """Follow the job to its end and pass on all its output; False when it was still pending
+        after the queue timeout (it is cancelled then)."""
         ex = self.executor
         deadline = ex.clock() + ex.settings.queue_timeout
         started = False
 
-        def stop(state: JobState | None) -> bool:
+        def stop() -> bool:
             nonlocal started
-            if state is None or not state.active:
-                return True
-            started = started or state.state != "PENDING"
-            return not started and ex.clock() > deadline
+            started = started or (self.state is not None and self.state.state != "PENDING")
+            return self.ended or (not started and ex.clock() > deadline)
 
-        state = self._watch(stop)
-        if state is not None and state.state == "PENDING":
+        self._watch(stop)
+        if not self.ended:
             self.cancel()
-            return state
+            return False
         self.tail.close()
-        return state
+        return True
 
-    def until_ended(self, limit: float) -> JobState | None:
+    def until_cancelled(self) -> None:
+        """Wait for a cancelled job to end (at most :data:`CANCEL_WAIT_S`), passing on its
+        output."""
         ex = self.executor
-        deadline = ex.clock() + limit
-        state = self._watch(lambda s: s is None or not s.active or ex.clock() > deadline)
+        deadline = ex.clock() + CANCEL_WAIT_S
+        self._watch(lambda: self.ended or ex.clock() > deadline)
         self.tail.close()
-        return state if state is not None else self.state
 
     def cancel(self) -> None:
         cancel(self.job)
@@ -204,12 +209,11 @@ class _Follow:
         spec: JobSpec,
         config: Config,
         info: dict[str, t.Any],
-        state: JobState | None,
         message: str | None,
     ) -> CaseResult:
         """Write and return the job's result: the one the job wrote, with Slurm's facts added,
         else an ``error`` result saying ``message`` or what ended the job."""
-        state = state or self.state
+        state = self.state
         fields = job_fields(self.job)
         log = self.tail.path.relative_to(spec.out.resolve()).as_posix()
         slurm_info: dict[str, t.Any] = {
