@@ -304,6 +304,33 @@ def test_a_job_that_ends_without_a_result(
     assert result["run"]["slurm"]["state"] == "FAILED"
 
 
+def test_squeue_failing_for_a_while_is_retried(
+    slurm: Cluster, tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    # slurmctld unreachable for the first two polls: an outage, not a job that ended
+    squeue = shutil.which("squeue")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "squeue").write_text(
+        f"#!/bin/sh\necho x >> {tmp_path / 'calls'}\n"
+        f'if [ "$(wc -l < {tmp_path / "calls"})" -le 2 ]; then\n'
+        "  echo 'slurm_load_jobs error: Unable to contact slurm controller (connect failure)' >&2\n"
+        f'  exit 1\nfi\nexec {squeue} "$@"\n'
+    )
+    (bin_dir / "squeue").chmod(0o755)
+    root = project(tmp_path, "queue_timeout: 60")
+    env = {**slurm.env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    res = cli(*run_args("demo/regular"), cwd=root, env=env)
+    assert res.returncode == 0, res.stderr
+    job = submitted_job(res.stderr)
+    assert stable_lines(res.stderr, job)[1:3] == [
+        "ci-golden run: squeue failed: slurm_load_jobs error: Unable to contact slurm controller"
+        " (connect failure); retrying",
+        f"ci-golden run: Slurm job {job} is RUNNING on {slurm.node_name}",
+    ]
+    assert result_of(root)["verdict"] == "pass"
+
+
 # --- no cluster needed ------------------------------------------------------------------------
 
 PYXIS_CONFIG = """\
