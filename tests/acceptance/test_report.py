@@ -382,7 +382,8 @@ def test_annotations() -> None:
     assert render_annotations(report) == (
         "::error file=cases/gpt/b/golden_values_dev_dgx_h100.json,title=ci-golden fail::"
         "gpt/b [dev%2C dgx_h100]: "
-        "lm loss: 41 of 100 steps outside approx rtol=0.05 (step 60: +10.0%25), over the budget of 1\n"
+        "lm loss: 41 of 100 steps outside approx rtol=0.05 (step 60: +10.0%25), "
+        "over the budget of 1\n"
     ).replace("[dev%2C", "[dev,")
 
 
