@@ -55,8 +55,8 @@ class Band:
 class Curve:
     """One chart: golden and actual at ``steps`` (ascending), kept from ``n_steps`` steps.
 
-    ``failing`` indexes ``steps``: the kept steps outside the tolerance, or where the golden has
-    a value and the run has none; ``n_failing`` counts them over all ``n_steps``. ``full``: made
+    ``failing`` indexes ``steps``: the kept steps counted against the metric
+    (:func:`failing_mask`); ``n_failing`` counts them over all ``n_steps``. ``full``: made
     from the job's files (every step seen) rather than the result's stored points; ``note`` says
     why the files were not used, when they were looked for.
     """
@@ -72,28 +72,35 @@ class Curve:
     band: Band | None = None
 
 
+def _window(steps: IntArray, golden_ok: BoolArray, window: tuple[int, int]) -> BoolArray:
+    """The steps a median policy takes: the golden's finite steps in ``window``, else the first
+    four at or after its start (as the compare engine takes them)."""
+    sel = golden_ok & (steps >= window[0]) & (steps <= window[1])
+    if not sel.any():
+        sel = np.zeros(len(steps), dtype=np.bool_)
+        sel[np.flatnonzero(golden_ok & (steps >= window[0]))[:4]] = True
+    return sel
+
+
 def failing_mask(
     metric: MetricResult, steps: IntArray, golden: FloatArray, actual: FloatArray
 ) -> BoolArray:
-    """The steps ``metric``'s policy rejects: outside the tolerance, or a golden value the run
-    did not log. A median policy judges the window's medians, not single steps: its steps count
-    only in the window of a failing metric. ``info`` rejects nothing."""
+    """The steps counted against ``metric`` (its ``n_failed``), as the compare engine counts
+    them: a value outside the tolerance, or a value on one side only (a step the run did not
+    log, a nan where the golden has a number, a number where the golden says "nan"). A median
+    policy counts the steps of its window whose value is outside the tolerance around the
+    golden's median there."""
     policy = metric.policy
-    if policy.kind == "info":
-        return np.zeros(len(steps), dtype=np.bool_)
     g_fin, a_fin = np.isfinite(golden), np.isfinite(actual)
-    compared = g_fin & a_fin
-    bad = np.zeros(len(steps), dtype=np.bool_)
-    bad[compared] = ~within(
-        policy.kind, actual[compared], golden[compared], policy.rtol, policy.atol
-    )
-    if policy.kind == "median":
-        window = metric.window
-        if metric.verdict == "fail" and window is not None:
-            bad &= (steps >= window[0]) & (steps <= window[1])
-        else:
-            bad[:] = False
-    return np.asarray(bad | (g_fin & ~a_fin), dtype=np.bool_)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if policy.kind == "median":
+            if metric.window is None or metric.golden_stat is None:
+                return np.zeros(len(steps), dtype=np.bool_)
+            stat = np.full(len(steps), metric.golden_stat)
+            ok = within("approx", actual, stat, policy.rtol, policy.atol) & a_fin
+            return np.asarray(_window(steps, g_fin, metric.window) & ~ok, dtype=np.bool_)
+        ok = within(policy.kind, actual, golden, policy.rtol, policy.atol)
+    return np.asarray(~((ok & g_fin & a_fin) | (~g_fin & ~a_fin)), dtype=np.bool_)
 
 
 def _lttb(steps: IntArray, values: FloatArray, n_out: int) -> IntArray:

@@ -72,16 +72,48 @@ def job(tmp_path: Path) -> tuple[Path, CaseResult, np.ndarray]:
 
 def test_failing_mask_follows_each_policy_kind() -> None:
     steps = np.arange(1, 6)
-    g = np.ones(5)
+    g = np.array([1.0, 1.0, 1.0, 1.0, np.nan])
     a = np.array([1.0, 1.1, 0.9, np.nan, 1.02])
-    assert failing_mask(metric("approx"), steps, g, a).tolist() == [0, 1, 1, 1, 0]
-    assert failing_mask(metric("upper"), steps, g, a).tolist() == [0, 1, 0, 1, 0]
-    assert failing_mask(metric("lower"), steps, g, a).tolist() == [0, 0, 1, 1, 0]
-    assert failing_mask(metric("info"), steps, g, a).tolist() == [0] * 5
-    assert failing_mask(metric("median", window=(2, 4)), steps, g, a).tolist() == [0, 1, 1, 1, 0]
-    # a median policy that passed rejects no single step, but a missing value stays marked
-    passed = metric("median", window=(2, 4), verdict="pass")
-    assert failing_mask(passed, steps, g, a).tolist() == [0, 0, 0, 1, 0]
+    # a number where the golden says "nan" counts too; a value missing on both sides does not
+    assert failing_mask(metric("approx"), steps, g, a).tolist() == [0, 1, 1, 1, 1]
+    assert failing_mask(metric("upper"), steps, g, a).tolist() == [0, 1, 0, 1, 1]
+    assert failing_mask(metric("lower"), steps, g, a).tolist() == [0, 0, 1, 1, 1]
+    assert failing_mask(metric("info"), steps, g, a).tolist() == [0, 1, 1, 1, 1]
+    both = np.array([1.0, 1.0, 1.0, np.nan, np.nan])  # step 4: nan on both sides
+    assert failing_mask(metric("approx"), steps, both, a).tolist() == [0, 1, 1, 0, 1]
+    # a median policy: the window's steps against the golden's median (1.0) there
+    median = metric("median", window=(2, 4), golden_stat=1.0)
+    assert failing_mask(median, steps, g, a).tolist() == [0, 1, 1, 1, 0]
+    # a window without a finite golden value takes the first four after its start
+    late = metric("median", window=(4, 4), golden_stat=1.0)
+    g_late = np.array([1.0, 1.0, 1.0, np.nan, 1.0])
+    assert failing_mask(late, steps, g_late, np.array([1, 1, 1, 1, 1.2])).tolist() == [0] * 4 + [1]
+
+
+@pytest.mark.parametrize("kind", ["approx", "upper", "lower", "median", "info"])
+def test_the_mask_counts_what_the_compare_engine_counts(kind: str) -> None:
+    rng = np.random.default_rng(7)
+    n = 400
+    golden = 1.0 + 0.1 * rng.random(n)
+    actual = golden * (1 + 0.08 * rng.standard_normal(n))
+    golden[rng.choice(n, 10, replace=False)] = np.nan  # golden "nan"
+    actual[rng.choice(n, 10, replace=False)] = np.nan  # the run logged nan
+    logged = np.ones(n, dtype=np.bool_)
+    logged[rng.choice(n, 10, replace=False)] = False  # the run did not log these
+    steps = np.arange(1, n + 1, dtype=np.int64)
+    g = GoldenValues("current", {"m": series("m", golden, steps)})
+    a = GoldenValues("current", {"m": series("m", actual[logged], steps[logged])})
+    policy = Policy(kind, rtol=0.05, window=(30, 45) if kind == "median" else None)  # type: ignore[arg-type]
+    result = compare_job(
+        Job("c", "dev", "dgx_h100", None), g, a, policies={"m": policy}, gated=("m",),
+        nondeterministic=True,
+    )  # fmt: skip
+    m = result.metrics["m"]
+    aligned = np.where(logged, actual, np.nan)
+    mask = failing_mask(m, steps, golden, aligned)
+    assert int(mask.sum()) == m.n_failed > 0
+    if m.verdict == "fail":
+        assert m.first_failing_step == steps[mask][0]
 
 
 def test_downsample_keeps_shape_size_and_every_kept_index() -> None:
