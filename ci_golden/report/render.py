@@ -121,18 +121,23 @@ def mermaid_chart(
     where the forge's Mermaid draws one) over a numeric step axis, which Mermaid labels with a
     few round steps rather than one label per point.
 
-    Mermaid spreads a line's points evenly over that axis, so both series are read at evenly
-    spaced steps between the first and the last step where both have values (linear
-    interpolation over each one's finite values; exact when the steps are evenly spaced, as a
-    golden's are); at most 100 points; the y range is that of the data. None below two points.
+    Mermaid spreads a line's points evenly over that axis, so both series are read (linear
+    interpolation over each one's finite values) at evenly spaced steps from the first to the
+    last step where both have values: every multiple of the steps' common spacing, which puts
+    each point where it belongs (steps 1, 5, 10, ... give 1, 2, 3, ...), or 100 steps when that
+    would be more than 100 points. The y range is that of the data. None below two points.
     """
-    s = np.asarray(steps, dtype=np.float64)
+    s = np.asarray(steps, dtype=np.int64)
     g, a = _floats(golden)[: len(s)], _floats(actual)[: len(s)]
     both = np.flatnonzero(np.isfinite(g) & np.isfinite(a))
     if len(both) < 2:
         return None
     first, last = int(s[both[0]]), int(s[both[-1]])
-    grid = np.linspace(first, last, min(len(both), MERMAID_POINTS))
+    spacing = int(np.gcd.reduce(np.diff(s[both])))
+    if (last - first) // spacing < MERMAID_POINTS:
+        grid = np.arange(first, last + 1, spacing, dtype=np.float64)
+    else:
+        grid = np.linspace(first, last, min(len(both), MERMAID_POINTS))
     lines = [np.interp(grid, s[np.isfinite(v)], v[np.isfinite(v)]) for v in (g, a)]
     lo, hi = min(v.min() for v in lines), max(v.max() for v in lines)
     pad = (hi - lo) * 0.05 or abs(hi) * 0.01 or 1.0

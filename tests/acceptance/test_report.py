@@ -263,16 +263,23 @@ def test_mermaid_chart_shape() -> None:
 
 
 def test_mermaid_points_are_evenly_spaced_steps() -> None:
-    # Mermaid spreads a line's points evenly over a numeric axis: uneven steps are resampled
-    # (at the 3 steps where both have values; the actual's gap at step 2 is interpolated over)
-    chart = mermaid_chart("x", [0, 1, 2, 10], [0.0, 1.0, 2.0, 10.0], [0.0, 2.0, None, 20.0])
+    # Mermaid spreads a line's points evenly over a numeric axis: uneven steps are read at every
+    # step of their common spacing (the actual's gap at step 2 is interpolated over)
+    chart = mermaid_chart("x", [0, 2, 4, 10], [0.0, 2.0, 4.0, 10.0], [0.0, 4.0, None, 20.0])
     assert chart is not None
     assert chart.splitlines()[-4:] == [
         '    x-axis "step" 0 --> 10',
         '    y-axis "value" -1 --> 21',
-        '    line "golden" [0, 5, 10]',
-        '    line "actual" [0, 10, 20]',
+        '    line "golden" [0, 2, 4, 6, 8, 10]',
+        '    line "actual" [0, 4, 8, 12, 16, 20]',
     ]
+    # too many steps of that spacing: 100 evenly spaced ones
+    steps = [1, *range(7, 1000, 7)]
+    chart = mermaid_chart("x", steps, [float(s) for s in steps], [2.0 * s for s in steps])
+    assert chart is not None
+    golden_line = chart.splitlines()[-2]
+    assert golden_line.startswith('    line "golden" [1, 11.0303, 21.0606, 31.0909,')
+    assert golden_line.count(", ") == 99
 
 
 def test_hostile_names_come_out_inert() -> None:
