@@ -21,8 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from tsdownsample import LTTBDownsampler
 
-from ci_golden.compare.engine import align
-from ci_golden.compare.policy import within
+from ci_golden.compare.engine import align, failing_steps, median_steps
 from ci_golden.errors import InputError
 from ci_golden.goldens.model import load_golden
 
@@ -72,35 +71,19 @@ class Curve:
     band: Band | None = None
 
 
-def _window(steps: IntArray, golden_ok: BoolArray, window: tuple[int, int]) -> BoolArray:
-    """The steps a median policy takes: the golden's finite steps in ``window``, else the first
-    four at or after its start (as the compare engine takes them)."""
-    sel = golden_ok & (steps >= window[0]) & (steps <= window[1])
-    if not sel.any():
-        sel = np.zeros(len(steps), dtype=np.bool_)
-        sel[np.flatnonzero(golden_ok & (steps >= window[0]))[:4]] = True
-    return sel
-
-
 def failing_mask(
     metric: MetricResult, steps: IntArray, golden: FloatArray, actual: FloatArray
 ) -> BoolArray:
-    """The steps counted against ``metric`` (its ``n_failed``), as the compare engine counts
-    them: a value outside the tolerance, or a value on one side only (a step the run did not
-    log, a nan where the golden has a number, a number where the golden says "nan"). A median
-    policy counts the steps of its window whose value is outside the tolerance around the
-    golden's median there."""
+    """The steps counted against ``metric`` (its ``n_failed``), by the compare engine's own
+    per-step rule (:func:`ci_golden.compare.engine.failing_steps`); a median policy counts
+    the steps of its window whose value is outside the tolerance around the golden's median."""
     policy = metric.policy
-    g_fin, a_fin = np.isfinite(golden), np.isfinite(actual)
-    with np.errstate(invalid="ignore", over="ignore"):
-        if policy.kind == "median":
-            if metric.window is None or metric.golden_stat is None:
-                return np.zeros(len(steps), dtype=np.bool_)
-            stat = np.full(len(steps), metric.golden_stat)
-            ok = within("approx", actual, stat, policy.rtol, policy.atol) & a_fin
-            return np.asarray(_window(steps, g_fin, metric.window) & ~ok, dtype=np.bool_)
-        ok = within(policy.kind, actual, golden, policy.rtol, policy.atol)
-    return np.asarray(~((ok & g_fin & a_fin) | (~g_fin & ~a_fin)), dtype=np.bool_)
+    if policy.kind == "median":
+        if metric.window is None or metric.golden_stat is None:
+            return np.zeros(len(steps), dtype=np.bool_)
+        sel = median_steps(metric.window, steps, np.isfinite(golden))
+        return sel & failing_steps(policy, np.full(len(steps), metric.golden_stat), actual)
+    return failing_steps(policy, golden, actual)
 
 
 def _lttb(steps: IntArray, values: FloatArray, n_out: int) -> IntArray:
