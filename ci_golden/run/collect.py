@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci_golden.errors import InputError, RunnerError
-from ci_golden.goldens.model import GoldenFormatError, GoldenValues, MetricSeries, load_golden
+from ci_golden.goldens.model import (
+    GoldenFormatError,
+    GoldenValues,
+    MetricSeries,
+    StepScale,
+    load_golden,
+)
 from ci_golden.run.tfevents import EVENT_GLOB, event_files, merge_first, read_event_file
 
 SourceFormat = t.Literal["auto", "tensorboard", "jsonl", "log"]
@@ -361,7 +367,7 @@ def load_actual(
     golden: GoldenValues | None,
     fmt: ActualFormat = "auto",
     *,
-    log_interval: int = 1,
+    log_interval: StepScale = 1,
 ) -> tuple[GoldenValues, tuple[str, ...]]:
     """A run's values from what it left behind: golden-format JSON (``.json``), an event folder
     or file, a JSONL file or a training log; all but JSON are put on ``golden``'s grid.

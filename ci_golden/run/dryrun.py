@@ -5,10 +5,12 @@ from __future__ import annotations
 import shlex
 import typing as t
 
+from ci_golden.compare.policy import resolve_policies
 from ci_golden.run.launch import redact
 from ci_golden.run.phases import CheckpointEdit, Evaluation, Phase, RunPlan
 
 if t.TYPE_CHECKING:
+    from ci_golden.project.config import Config
     from ci_golden.run.spec import JobSpec
 
 _IF_OK = " (if every phase so far exited 0)"
@@ -74,8 +76,10 @@ def describe_evaluation(
     return lines
 
 
-def render_plan(spec: JobSpec, plan: RunPlan, *, golden: str | None, gated: t.Sequence[str]) -> str:
+def render_plan(spec: JobSpec, plan: RunPlan, config: Config) -> str:
     """The phases, checkpoint edits and comparisons of every repeat, as shell lines."""
+    _policies, gated = resolve_policies(config, spec.case)
+    golden = spec.golden.as_posix() if spec.golden is not None else None
     kind = plan.kind
     lines = [
         f"# {spec.case.id} ({spec.environment}, {spec.platform}): TEST_TYPE {kind.test_type}, "

@@ -124,6 +124,7 @@ def plan(spec: JobSpec, config: Config, environ: t.Mapping[str, str] | None = No
             out=spec.out, cwd=config.root.resolve(), actual_name=spec.actual_name,
             n_repeat=spec.n_repeat, nodes=spec.nodes, gpus=spec.gpus,
             time_limit=spec.time_limit, frozen_checkpoints=config.frozen_checkpoints,
+            slurm=config.platform(spec.platform).slurm,
             environ=dict(os.environ if environ is None else environ),
         ),
     )  # fmt: skip

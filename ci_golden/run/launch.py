@@ -13,12 +13,11 @@ from __future__ import annotations
 import re
 import sys
 import typing as t
+from pathlib import Path
 
 from ci_golden.errors import InputError, RunnerError
 from ci_golden.goldens.discover import TestCase
-
-if t.TYPE_CHECKING:
-    pass
+from ci_golden.project.config import SlurmSettings
 
 # filled by ci-golden from the run's folders
 PATH_VARS = (
@@ -112,13 +111,37 @@ def script_of(case: TestCase) -> str:
     return case.settings.script or DEFAULT_SCRIPTS.get(case.id.split("/", 1)[0]) or ""
 
 
-def program(case: TestCase, nodes: int, gpus: int, environ: t.Mapping[str, str]) -> list[str]:
+def srun_step(nodes: int, slurm: SlurmSettings, cwd: Path, out: Path) -> list[str]:
+    """The ``srun`` that starts a phase inside a Slurm allocation: one task per node (the launcher
+    starts the processes of the node's GPUs), in the platform's container when it has one, with
+    the project and the output folder mounted at the same paths."""
+    argv = ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
+    if slurm.container_image:
+        folders = [cwd] if out.is_relative_to(cwd) else [cwd, out]
+        mounts = dict.fromkeys([*(f"{p}:{p}" for p in folders), *slurm.container_mounts])
+        argv += [
+            f"--container-image={slurm.container_image}",
+            f"--container-mounts={','.join(mounts)}",
+            f"--container-workdir={cwd}",
+        ]
+    return argv
+
+
+def program(
+    case: TestCase,
+    nodes: int,
+    gpus: int,
+    environ: t.Mapping[str, str],
+    slurm: SlurmSettings | None = None,
+) -> list[str]:
     """The launcher and script (or CI_GOLDEN.command) that MODEL_ARGS follow."""
     settings = case.settings
     source = str(case.config_path)
     if settings.command:
         first, *rest = settings.command
-        return [sys.executable if first in ("python", "python3") else first, *rest]
+        if first in ("python", "python3") and not (slurm and slurm.container_image):
+            first = sys.executable  # a container has its own python
+        return [first, *rest]
     script = script_of(case)
     if not script:
         raise InputError(
@@ -142,6 +165,8 @@ def program(case: TestCase, nodes: int, gpus: int, environ: t.Mapping[str, str])
             f"a {nodes}-node job needs MASTER_ADDR "
             "(the first node of the Slurm allocation) in the environment"
         )
-    return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
-            launcher, "--nproc_per_node", nproc, "--nnodes", str(nodes),
+    srun = (
+        [] if slurm else ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
+    )
+    return [*srun, launcher, "--nproc_per_node", nproc, "--nnodes", str(nodes),
             "--rdzv_backend", "c10d", "--rdzv_endpoint", f"{addr}:{port}", script]  # fmt: skip

@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ci_golden.goldens.testkind import RESUMING, TestKind, read_kind
+from ci_golden.project.config import SlurmSettings
 from ci_golden.run.launch import (
     ENVIRON_VARS,
     env_vars,
     model_args_argv,
     program,
     script_of,
+    srun_step,
     substitute,
 )
 
@@ -263,7 +265,7 @@ class _PhaseMaker:
             gpus = _int(per_key.get("GPUS_PER_NODE")) or inputs.gpus
         prog = self.base
         if gpus != inputs.gpus:
-            prog = program(self.case, inputs.nodes, gpus, environ)
+            prog = _start(self.case, inputs, self.out, gpus)
         argv = [substitute(a, variables, source, "$.CI_GOLDEN") for a in prog]
         if self.duration is not None and not self.kind.nemo:
             argv += ["--exit-duration-in-mins", str(self.duration)]
@@ -294,7 +296,16 @@ class PlanInputs:
     gpus: int = 0
     time_limit: int = 3600
     frozen_checkpoints: Path | None = None
+    slurm: SlurmSettings | None = None  # a platform whose jobs run in a Slurm allocation
     environ: t.Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+def _start(case: TestCase, inputs: PlanInputs, out: Path, gpus: int) -> list[str]:
+    """The program a phase runs, through ``srun`` inside a Slurm allocation."""
+    argv = program(case, inputs.nodes, gpus, inputs.environ, inputs.slurm)
+    if inputs.slurm is not None:
+        argv = srun_step(inputs.nodes, inputs.slurm, inputs.cwd, out) + argv
+    return argv
 
 
 def _load_path(inputs: PlanInputs, kind: TestKind, notes: list[str]) -> Path:
@@ -357,7 +368,7 @@ def plan_run(case: TestCase, inputs: PlanInputs) -> RunPlan:
     maker = _PhaseMaker(
         case, kind, keys, inputs, out,
         exit_duration(environ, inputs.time_limit if release else None),
-        program(case, inputs.nodes, inputs.gpus, environ),
+        _start(case, inputs, out, inputs.gpus),
     )  # fmt: skip
     repeats = []
     for repeat in range(1, n_repeat + 1):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -156,7 +157,15 @@ def test_generate_then_child_pipeline_passes_and_fails_on_a_broken_golden(projec
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr
     assert _summary(run.stdout) == {name: "PASS" for name in [*CPU_JOBS, "ci-golden report"]}
     assert _verdicts(project) == VERDICTS
-    assert (project / "report.md").read_text().splitlines()[0] == "<!-- ci-golden:verdict=pass -->"
+    markdown = (project / "report.md").read_text().splitlines()
+    assert markdown[0] == "<!-- ci-golden:verdict=pass -->"
+    # the comment links the HTML report where GitLab will serve it from the job's artifacts
+    assert re.fullmatch(
+        r"\*\*12 jobs\*\*: 11 pass · 1 skipped · \[CI run\]\(\S+\) · \[HTML report with every "
+        r"curve\]\(https?://\S+/-/jobs/\d+/artifacts/file/report\.html\)",
+        markdown[3],
+    ), markdown[3]
+    assert "<title>ci-golden: pass (12 jobs)</title>" in (project / "report.html").read_text()
 
     golden = project / "test_cases/demo/regular/golden_values_dev_cpu.json"
     data = json.loads(golden.read_text())

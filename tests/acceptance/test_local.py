@@ -69,7 +69,7 @@ def test_local_runs_the_bundled_cases_without_tensorboard(
     assert lines[12:] == [
         "12 jobs: 11 pass, 1 skipped",
         "verdict: pass",
-        f"reports: {out}/report.md, {out}/report.json, {out}/junit.xml",
+        f"reports: {out}/report.md, {out}/report.json, {out}/junit.xml, {out}/report.html",
         f"job folders: {out}/<job>/ (result.json, actual values, run logs)",
     ]
     assert res.stderr.endswith(
@@ -79,6 +79,8 @@ def test_local_runs_the_bundled_cases_without_tensorboard(
     assert markdown.splitlines()[0] == "<!-- ci-golden:verdict=pass -->"
     report = json.loads((out / "report.json").read_text())
     assert [r["verdict"] for r in report["results"]].count("pass") == 11
+    page = (out / "report.html").read_text()
+    assert "<title>ci-golden: pass (12 jobs)</title>" in page
     suite = ET.parse(out / "junit.xml").getroot()
     assert (
         sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suite.iter("testsuite"))
