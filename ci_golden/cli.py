@@ -49,6 +49,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "migrate": ("migrate", "rewrite legacy list-layout goldens into the current layout"),
     "calibrate": ("calibrate", "recommend tolerances from repeated runs"),
     "prune": ("prune", "list golden files no job reads; delete them with --apply"),
+    "import-recipes": (
+        "import_recipes",
+        "turn Megatron-LM's recipes into each case's CI_GOLDEN jobs and the config's scopes",
+    ),
 }
 
 EXIT_INTERNAL = 3

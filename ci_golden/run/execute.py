@@ -63,8 +63,10 @@ def spec_for(
     gpus: int | None = None,
 ) -> JobSpec:
     """The spec of one of the case's jobs: each setting as given (a matrix entry's, a flag's),
-    else the case's ``CI_GOLDEN`` block, else the config's defaults and the platform's GPUs."""
+    else the job's entry in ``CI_GOLDEN.jobs``, else the case's ``CI_GOLDEN`` block, else the
+    config's defaults and the platform's GPUs."""
     settings, defaults = case.settings, config.defaults
+    listed = settings.listed(job.environment, job.platform)
     return JobSpec(
         case=case,
         environment=job.environment,
@@ -73,8 +75,10 @@ def spec_for(
         out=out,
         n_repeat=n_repeat if n_repeat is not None else default_n_repeat(case, config),
         time_limit=_first(time_limit, settings.time_limit, defaults.time_limit),
-        nodes=_first(nodes, settings.nodes, defaults.nodes),
-        gpus=_first(gpus, config.platforms[job.platform].gpus_per_node),
+        nodes=_first(nodes, listed.nodes if listed else None, settings.nodes, defaults.nodes),
+        gpus=_first(
+            gpus, listed.gpus if listed else None, config.platforms[job.platform].gpus_per_node
+        ),
     )
 
 
@@ -103,10 +107,14 @@ def case_job(case: TestCase, config: Config, environment: str, platform: str) ->
         if (job.environment, job.platform) == (environment, platform):
             return job
     have = ", ".join(f"[{j.environment}, {j.platform}]" for j in jobs) or "none"
+    needs = (
+        "the case's CI_GOLDEN.jobs lists its jobs"
+        if case.settings.jobs
+        else "a job needs a golden file or the platform in the case's CI_GOLDEN.platforms"
+    )
     raise UsageError(
         f"case {case.id!r} has no job in environment {environment!r} on platform {platform!r} "
-        f"(its jobs: {have}); "
-        "a job needs a golden file or the platform in the case's CI_GOLDEN.platforms"
+        f"(its jobs: {have}); {needs}"
     )
 
 
