@@ -8,6 +8,7 @@ from pathlib import Path
 from ci_golden.compare.result import exit_code
 from ci_golden.errors import UsageError
 from ci_golden.project.files import atomic_write_text
+from ci_golden.project.redact import Redactor
 from ci_golden.report.aggregate import (
     build_report,
     check_out_path,
@@ -86,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         notes=notes,
     )
     code = exit_code(report.results, allow_drift=args.allow_drift)
+    # results come from jobs that ran pull request code: no secret of this job goes out
+    redact = Redactor.from_environ(os.environ)
     if args.format == "github-summary" and target:
         path = Path(target)
         text = render_step_summary(
@@ -95,10 +98,10 @@ def run(args: argparse.Namespace) -> int:
             name=str(path),
         )
         with path.open("a", encoding="utf-8") as f:
-            f.write(text)
-        sys.stdout.write(render_annotations(report))
+            f.write(redact(text))
+        sys.stdout.write(redact(render_annotations(report)))
         return code
-    text = render_report(report, args.format, max_chars=args.max_chars)
+    text = redact(render_report(report, args.format, max_chars=args.max_chars))
     if target:
         atomic_write_text(Path(target), text)
     else:
