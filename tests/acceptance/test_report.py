@@ -154,7 +154,7 @@ def test_markdown_layout() -> None:
     assert md.count("<details>") == 1 and md.count("</details>") == 1
     assert (
         "| lm loss | ❌ fail | approx rtol=0.05 +exact | 100 | 41 | 60 | 0.88 | 10% | "
-        "41 of 100 steps outside approx rtol=0.05 (budget 1), first at step 60 |" in md
+        "41 of 100 steps outside approx rtol=0.05 (step 60: +10.0%), over the budget of 1 |" in md
     )
     assert "```sh\nci-golden update results --case gpt/b\n```" in md
     assert "Truncated" not in md
@@ -371,7 +371,7 @@ def test_junit_one_testcase_per_job_and_gated_metric() -> None:
     assert (
         failure is not None
         and failure.get("message")
-        == "fail: 41 of 100 steps outside approx rtol=0.05 (budget 1), first at step 60"
+        == "fail: 41 of 100 steps outside approx rtol=0.05 (step 60: +10.0%), over the budget of 1"
     )
     allowed = ET.fromstring(render_junit(build_report([result("gpt/c", 1.03)], allow_drift=True)))
     assert allowed.get("failures") == "0"
@@ -382,7 +382,8 @@ def test_annotations() -> None:
     assert render_annotations(report) == (
         "::error file=cases/gpt/b/golden_values_dev_dgx_h100.json,title=ci-golden fail::"
         "gpt/b [dev%2C dgx_h100]: "
-        "lm loss: 41 of 100 steps outside approx rtol=0.05 (budget 1), first at step 60\n"
+        "lm loss: 41 of 100 steps outside approx rtol=0.05 (step 60: +10.0%25), "
+        "over the budget of 1\n"
     ).replace("[dev%2C", "[dev,")
 
 
