@@ -31,6 +31,7 @@ PR_EVENTS = ("pull_request", "pull_request_target", "merge_group", "workflow_run
 _MERGE_QUEUE_REF = re.compile(r"/pr-([0-9]+)-[0-9a-f]+$")
 # GitHub owners and repositories; GitLab namespaces and projects, one path segment each
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 REPOSITORY_FORM = "OWNER/NAME (letters, digits, '-', '_' and '.')"
 NUMBER_FORM = f"a positive integer in ASCII digits (at most {NUMBER_MAX})"
 
@@ -126,6 +127,14 @@ def _text(parent: t.Mapping[str, t.Any], key: str, source: str, where: str) -> s
     raise InputError(source, f"expected a string, got {describe(value)}", f"{where}.{key}")
 
 
+def _sha(parent: t.Mapping[str, t.Any], key: str, source: str, where: str) -> str | None:
+    """A commit id of the payload: 40 (SHA-1) or 64 (SHA-256) hexadecimal digits."""
+    value = _text(parent, key, source, where)
+    if value is None or _SHA.fullmatch(value):
+        return value
+    raise InputError(source, f"expected a commit id, got {describe(value)}", f"{where}.{key}")
+
+
 def _number(value: t.Any, source: str, where: str) -> int:
     if is_positive_int(value, NUMBER_MAX):
         return t.cast(int, value)
@@ -144,6 +153,8 @@ def _load_event(path: str) -> dict[str, t.Any]:
         raise InputError(path, f"cannot read the GitHub event payload: {e.strerror}") from None
     except ValueError as e:
         raise InputError(path, f"the GitHub event payload is not JSON: {e}") from None
+    except RecursionError:
+        raise InputError(path, "the GitHub event payload is nested too deeply") from None
     if not isinstance(data, dict):
         raise InputError(path, "the GitHub event payload is not a JSON object")
     return data
@@ -188,7 +199,7 @@ def github_context(environ: t.Mapping[str, str], *, pr: int | None = None) -> Co
             number = _number(payload["number"], source, "$.number")
         head = _object(pull, "head", source, "$.pull_request")
         base = _object(pull, "base", source, "$.pull_request")
-        sha = _text(head, "sha", source, "$.pull_request.head") or sha
+        sha = _sha(head, "sha", source, "$.pull_request.head") or sha
         head_repo = _text(_object(head, "repo", source, "$.pull_request.head"), "full_name",
                           source, "$.pull_request.head.repo")  # fmt: skip
         base_repo = _text(_object(base, "repo", source, "$.pull_request.base"), "full_name",
@@ -196,12 +207,12 @@ def github_context(environ: t.Mapping[str, str], *, pr: int | None = None) -> Co
         fork = bool(head_repo and base_repo and head_repo != base_repo)
     elif name == "merge_group" and "merge_group" in payload:
         group = _object(payload, "merge_group", source, "$")
-        sha = _text(group, "head_sha", source, "$.merge_group") or sha
+        sha = _sha(group, "head_sha", source, "$.merge_group") or sha
         match = _MERGE_QUEUE_REF.search(_text(group, "head_ref", source, "$.merge_group") or "")
         number = positive_int(match.group(1), NUMBER_MAX) if match else None
     elif name == "workflow_run" and "workflow_run" in payload:
         run = _object(payload, "workflow_run", source, "$")
-        sha = _text(run, "head_sha", source, "$.workflow_run") or sha
+        sha = _sha(run, "head_sha", source, "$.workflow_run") or sha
         run_url = _text(run, "html_url", source, "$.workflow_run") or run_url
         pulls = run.get("pull_requests") or []
         if not isinstance(pulls, list):

@@ -56,4 +56,4 @@ class GitHubComments:
         }
         if target_url:
             payload["target_url"] = target_url
-        self.client.request("POST", f"{self.repo}/statuses/{sha}", json=payload)
+        self.client.request("POST", f"{self.repo}/statuses/{quote(sha, safe='')}", json=payload)

@@ -59,4 +59,4 @@ class GitLabNotes:
         }
         if target_url:
             payload["target_url"] = target_url
-        self.client.request("POST", f"{self.project}/statuses/{sha}", json=payload)
+        self.client.request("POST", f"{self.project}/statuses/{quote(sha, safe='')}", json=payload)

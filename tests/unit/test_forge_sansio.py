@@ -4,6 +4,7 @@ context from real event payloads, the sticky marker and cutting a report to size
 from __future__ import annotations
 
 import json
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -550,3 +551,38 @@ def test_api_urls_are_http(name: str, url: str, message: str) -> None:
     with pytest.raises(UsageError) as info:
         api_url("github" if name.startswith("GITHUB") else "gitlab", {name: url})
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p: p["pull_request"]["head"].update(sha="../../x"),
+         '$.pull_request.head.sha: expected a commit id, got "../../x"'),
+        (lambda p: p["pull_request"]["head"].update(sha=7),
+         "$.pull_request.head.sha: expected a string, got 7"),
+        (lambda p: p["pull_request"].update(head={"sha": "\ud800"}),
+         '$.pull_request.head.sha: expected a commit id, got "\\ud800"'),
+    ],
+)  # fmt: skip
+def test_payload_commit_ids_are_checked(
+    tmp_path: Path, change: t.Callable[[dict[str, t.Any]], None], message: str
+) -> None:
+    payload = json.loads((EVENTS / "pull_request.opened.json").read_text())
+    change(payload)
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(payload))
+    env = {
+        **github_env("pull_request.opened.json", "pull_request"),
+        "GITHUB_EVENT_PATH": str(event),
+    }
+    with pytest.raises(InputError) as info:
+        github_context({**env, "GITHUB_REPOSITORY": "o/r"})
+    assert str(info.value) == f"{event}::{message}"
+
+
+def test_a_payload_nested_too_deeply(tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InputError) as info:
+        github_context({"GITHUB_REPOSITORY": "o/r", "GITHUB_EVENT_PATH": str(event)})
+    assert str(info.value) == f"{event}: the GitHub event payload is nested too deeply"
