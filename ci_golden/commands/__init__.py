@@ -46,7 +46,7 @@ def pr_number(text: str) -> int:
 
 
 def forge_id(text: str) -> int:
-    """A run, pipeline or job id: a positive integer in ASCII digits."""
+    """A run, pipeline or job id (or a size in bytes): a positive integer in ASCII digits."""
     from ci_golden.forge.checks import ID_MAX, positive_int
 
     number = positive_int(text, ID_MAX)

@@ -61,13 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-entry-bytes",
-        type=int,
+        type=forge_id,
         metavar="N",
         help="largest file an archive may hold (default 256 MiB)",
     )
     parser.add_argument(
         "--max-total-bytes",
-        type=int,
+        type=forge_id,
         metavar="N",
         help="largest archive, packed or unpacked (default 1 GiB)",
     )
@@ -127,10 +127,6 @@ def _artifacts(
 def run(args: argparse.Namespace, environ: t.Mapping[str, str] = os.environ) -> int:
     """Exit 0 when results were fetched, 1 when the run left none, 2 on bad input or refusal."""
 
-    for flag in ("max_entry_bytes", "max_total_bytes"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
     defaults = Limits()
     limits = Limits(
         entry=args.max_entry_bytes or defaults.entry, total=args.max_total_bytes or defaults.total

@@ -276,6 +276,10 @@ def test_artifacts_redirected_to_object_storage_get_no_token(
          " GitLab project id (a positive integer) or path (group/project), got 'g/../p'"),
         (("--github-run", "1", "--repo", "acme/.."), "argument --repo: expected OWNER/NAME"
          " (letters, digits, '-', '_' and '.'), got 'acme/..'"),
+        (("--github-run", "1", "--max-total-bytes", "٣"), "argument --max-total-bytes: expected"
+         " a positive integer in ASCII digits (at most 9223372036854775807), got '٣'"),
+        (("--github-run", "1", "--max-entry-bytes", "0"), "argument --max-entry-bytes: expected"
+         " a positive integer in ASCII digits (at most 9223372036854775807), got '0'"),
     ],
 )  # fmt: skip
 def test_bad_ids_are_refused_before_any_request(
