@@ -39,10 +39,12 @@ _PLAIN = re.compile(
     r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|true|false|yes|no|none|null",
     re.IGNORECASE,
 )
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s@?#]+)@")
+# a URL ends at whitespace, a quote or an angle bracket; inside it, the user part and the query
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>`]+")
+_URL_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@?#]+)@")
 # a value ends at the next parameter, or before punctuation that ends the sentence around it
 _QUERY_PARAM = re.compile(
-    r"(?P<lead>[?&;])(?P<name>[^=&#\s]+)=(?P<value>[^&#\s]*?)(?=[:;,.)\]]*(?:[&#\s]|$))"
+    r"(?P<lead>[?&;])(?P<name>[^=&#]+)=(?P<value>[^&#]*?)(?=[:;,.)\]]*(?:[&#]|$))"
 )
 
 
@@ -75,19 +77,26 @@ def _mask_param(m: re.Match[str]) -> str:
 
 def redact_urls(text: str) -> str:
     """``text`` with the credentials of every URL in it replaced: the password (or, without
-    one, the whole user part) and the values of secret-named query parameters."""
-    if "://" not in text and "=" not in text:
+    one, the whole user part) and the values of secret-named query parameters. Text outside
+    URLs is left as it is."""
+    if "://" not in text:
         return text
-    text = _URL_USERINFO.sub(_mask_userinfo, text)
-    return _QUERY_PARAM.sub(_mask_param, text) if "?" in text else text
+    return _URL.sub(lambda m: _redact_url(m.group(0)), text)
+
+
+def _redact_url(url: str) -> str:
+    url = _URL_USERINFO.sub(_mask_userinfo, url)
+    return _QUERY_PARAM.sub(_mask_param, url) if "?" in url else url
 
 
 def url_passwords(text: str) -> list[str]:
     """The passwords (or user parts without one) of the URLs in ``text``."""
     found = []
-    for m in _URL_USERINFO.finditer(text):
-        user, colon, password = m.group("userinfo").partition(":")
-        found.append(password if colon else user)
+    for url in _URL.findall(text):
+        m = _URL_USERINFO.match(url)
+        if m:
+            user, colon, password = m.group("userinfo").partition(":")
+            found.append(password if colon else user)
     return found
 
 

@@ -67,6 +67,13 @@ def test_urls_lose_their_credentials() -> None:
     assert redact_urls("mail alice@example.com, see https://x.example/a@b") == (
         "mail alice@example.com, see https://x.example/a@b"
     )
+    # outside a URL nothing is touched, whatever it looks like (minified JavaScript, say)
+    text = 'a?token=x;t.key=5&password=y; fetch("https://cdn.example/p.js?v=2")'
+    assert redact_urls(text) == text
+    assert (
+        redact_urls('<a href="https://u:p4ss@h/x?sig=abc">')
+        == '<a href="https://u:***@h/x?sig=***">'
+    )
 
 
 def test_environment_by_name_and_by_url() -> None:
