@@ -140,19 +140,35 @@ def _rel(a: float, g: float) -> str:
     return f"{(a - g) / abs(g):+.1%}" if g else f"{a:.6g} vs 0"
 
 
-def _median_window(
-    policy: Policy, steps: npt.NDArray[np.int64], golden_ok: BoolArray
-) -> tuple[tuple[int, int], BoolArray]:
-    """The window and the golden steps it compares: the finite golden steps inside it, else
-    the first four at or after its start (Megatron-LM's fallback for sparse goldens)."""
-    finite_steps = steps[golden_ok]
-    window = policy.window or median_window(int(finite_steps[-1]) if len(finite_steps) else 0)
+def median_steps(
+    window: tuple[int, int], steps: npt.NDArray[np.int64], golden_ok: BoolArray
+) -> BoolArray:
+    """The steps a median policy takes: the finite golden steps inside ``window``, else the
+    first four at or after its start (Megatron-LM's fallback for sparse goldens)."""
     sel = golden_ok & (steps >= window[0]) & (steps <= window[1])
     if not np.any(sel):
         after = np.flatnonzero(golden_ok & (steps >= window[0]))[:4]
         sel = np.zeros(len(steps), dtype=np.bool_)
         sel[after] = True
-    return window, sel
+    return np.asarray(sel, dtype=np.bool_)
+
+
+def _median_window(
+    policy: Policy, steps: npt.NDArray[np.int64], golden_ok: BoolArray
+) -> tuple[tuple[int, int], BoolArray]:
+    finite_steps = steps[golden_ok]
+    window = policy.window or median_window(int(finite_steps[-1]) if len(finite_steps) else 0)
+    return window, median_steps(window, steps, golden_ok)
+
+
+def failing_steps(policy: Policy, golden: FloatArray, actual: FloatArray) -> BoolArray:
+    """The steps counted against a metric, per step (NaN: no value on that side): outside the
+    tolerance, or a value on one side only. Median policies compare each step with the
+    golden's median (pass it as ``golden``)."""
+    kind = "approx" if policy.kind in ("median", "info") else policy.kind
+    g = np.where(np.isnan(golden), np.inf, golden)
+    a = np.where(np.isnan(actual), np.inf, actual)
+    return ~_close(kind, a, g, policy.rtol, policy.atol)
 
 
 def compare_series(
@@ -206,7 +222,7 @@ def compare_series(
             actual_stat = float(np.median(a[sel]))
             ok = bool(_close("approx", np.array([actual_stat]), np.array([golden_stat]),
                              policy.rtol, policy.atol)[0])  # fmt: skip
-            bad = sel & ~_close("approx", a, np.full(n, golden_stat), policy.rtol, policy.atol)
+            bad = sel & failing_steps(policy, np.full(n, golden_stat), a)
             chosen = steps[sel]
             span = f"steps {int(chosen[0])}-{int(chosen[-1])}"
             if int(chosen[0]) < window[0] or int(chosen[-1]) > window[1] or len(chosen) < 2:
@@ -221,8 +237,7 @@ def compare_series(
             if n_missing and ok:
                 notes.append(f"{n_missing} steps of the window were not logged by the run")
     else:
-        close = _close(policy.kind, a, g, policy.rtol, policy.atol)
-        bad = ~close
+        bad = failing_steps(policy, golden.values, np.where(a_nan, np.nan, a_raw))
         n_bad = int(np.count_nonzero(bad))
         budget = policy.allowed_misses(n)
         tol_ok = within_budget(n - n_bad, n, budget)
