@@ -29,8 +29,9 @@ from ci_golden.errors import ConfigError, InputError, RunnerError, UsageError
 from ci_golden.goldens.discover import Job, TestCase, case_jobs
 from ci_golden.goldens.model import GoldenValues, load_golden, write_golden
 from ci_golden.project.config import Config
+from ci_golden.project.redact import Redactor, redact_argv
 from ci_golden.run.collect import DEFAULT_METRICS, Collected, run_metrics, sample
-from ci_golden.run.launch import Phase, RunPlan, plan_run
+from ci_golden.run.launch import Phase, RunPlan, plan_run, redactor_for
 from ci_golden.run.runner import Gpu, Sink, check_gpus, host_info, now, run_process
 from ci_golden.run.spec import JobSpec
 
@@ -208,6 +209,7 @@ def execute(
     policies, gated = resolve_policies(config, case)
     nondeterministic = is_nondeterministic(case.model_config)
     the_plan = plan(spec, config)
+    redact = redactor_for(the_plan)
     platform = config.platform(spec.platform)
     make_out(spec.out)
     info: dict[str, t.Any] = {
@@ -218,7 +220,7 @@ def execute(
         "time_limit": spec.time_limit,
         "python": pyplatform.python_version(),
         "ci_golden": __version__,
-        "commands": [list(p.argv) for p in the_plan.phases],
+        "commands": [redact_argv(p.argv) for p in the_plan.phases],
         "exit_codes": {},
     }
     gpus: list[Gpu] = []
@@ -234,7 +236,7 @@ def execute(
                 policies=policies,
                 gated=gated,
                 nondeterministic=nondeterministic,
-                error=str(e),
+                error=redact(str(e)),
                 run_info=info,
                 root=config.root,
             )
@@ -250,7 +252,7 @@ def execute(
     deadline = time.monotonic() + spec.time_limit
     interrupted = False
     try:
-        error = error or _run_phases(the_plan, spec, deadline, grace, sink, info, collected)
+        error = error or _run_phases(the_plan, spec, deadline, grace, sink, info, collected, redact)
         if error is None and the_plan.test_type == "ckpt-resume":
             resume_step = info.get("resume_step")
     except KeyboardInterrupt:
@@ -289,7 +291,7 @@ def execute(
             if actual
             else ()
         ),
-        error=error,
+        error=redact(error) if error else None,
         run_info=info,
         actual_path=actual_path,
         root=config.root,
@@ -305,7 +307,7 @@ def execute(
 
 def _run_phases(
     the_plan: RunPlan, spec: JobSpec, deadline: float, grace: float, sink: Sink | None,
-    info: dict[str, t.Any], collected: dict[tuple[int, int], Collected],
+    info: dict[str, t.Any], collected: dict[tuple[int, int], Collected], redact: Redactor,
 ) -> str | None:  # fmt: skip
     """Run every phase in order; the error message of the first that failed, else None."""
     for phase in the_plan.phases:
@@ -323,7 +325,7 @@ def _run_phases(
         done = run_process(
             phase.argv, env=_environment(phase), cwd=phase.cwd, log_path=phase.log,
             prefix=f"[{spec.case.id} {spec.environment} {spec.platform} {phase.label}] ",
-            timeout=remaining, grace=grace, sink=sink,
+            timeout=remaining, grace=grace, sink=sink, redact=redact,
         )  # fmt: skip
         info["exit_codes"][phase.label] = done.exit_code
         collected[(phase.repeat, phase.number)] = run_metrics(

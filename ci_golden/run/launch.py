@@ -20,6 +20,7 @@ from pathlib import Path
 from ci_golden.errors import InputError, RunnerError
 from ci_golden.goldens.discover import TestCase
 from ci_golden.project.config import SlurmSettings
+from ci_golden.project.redact import Redactor, argv_secrets, env_secrets, redact_argv, redact_env
 
 if t.TYPE_CHECKING:
     from ci_golden.run.spec import JobSpec
@@ -44,7 +45,6 @@ DEFAULT_SCRIPTS = {
     "hybrid": "pretrain_mamba.py",
 }
 _VAR = re.compile(r"\$\{([^}]*)\}")
-_SECRET = re.compile(r"TOKEN|SECRET|PASSW|API_?KEY|PRIVATE|CREDENTIAL|AUTH", re.IGNORECASE)
 
 
 def substitute(text: str, variables: t.Mapping[str, str], source: str, where: str) -> str:
@@ -102,11 +102,6 @@ def env_vars(
         str(k): substitute(scalar_text(v), variables, source, f"$.ENV_VARS.{k}")
         for k, v in (block or {}).items()
     }
-
-
-def redact(env: t.Mapping[str, str]) -> dict[str, str]:
-    """Values of secret-looking variables (tokens, keys, passwords) replaced by ``***``."""
-    return {k: ("***" if _SECRET.search(k) and v else v) for k, v in env.items()}
 
 
 @dataclass(frozen=True)
@@ -285,8 +280,18 @@ def plan_run(
     return RunPlan(test_type, tuple(phases), n_repeat, iters)
 
 
+def redactor_for(plan: RunPlan, environ: t.Mapping[str, str] | None = None) -> Redactor:
+    """A redactor of the plan's secrets (values of secret-named MODEL_ARGS and ENV_VARS, URL
+    passwords) and of the runner's environment, for the logs, results and errors of the run."""
+    secrets = env_secrets(os.environ if environ is None else environ)
+    for phase in plan.phases:
+        secrets += argv_secrets(phase.argv) + env_secrets(phase.env)
+    return Redactor(secrets)
+
+
 def render_plan(spec: JobSpec, plan: RunPlan) -> str:
-    """The exact commands and environment of every phase, as shell lines (secrets redacted)."""
+    """The exact commands and environment of every phase, as shell lines, secrets hidden (by
+    name in MODEL_ARGS and ENV_VARS, and inside URLs)."""
     lines = [
         f"# {spec.case.id} ({spec.environment}, {spec.platform}): TEST_TYPE {plan.test_type}, "
         f"{plan.n_repeat} repeat(s), time limit {spec.time_limit} s, output {spec.out}"
@@ -301,6 +306,6 @@ def render_plan(spec: JobSpec, plan: RunPlan) -> str:
             )
         lines.append(f"# {phase.label}: log {phase.log}")
         lines.append(f"cd {shlex.quote(str(phase.cwd))}")
-        lines.extend(f"export {k}={shlex.quote(v)}" for k, v in redact(phase.env).items())
-        lines.append(shlex.join(phase.argv))
+        lines.extend(f"export {k}={shlex.quote(v)}" for k, v in redact_env(phase.env).items())
+        lines.append(shlex.join(redact_argv(phase.argv)))
     return "\n".join(lines) + "\n"
