@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from ci_golden.compare.result import CaseResult, MetricResult, Verdict, dumps_json, failing_verdicts
 from ci_golden.errors import UsageError
+from ci_golden.project.markdown import CONTROL_CHARS, escape_md
 from ci_golden.report.aggregate import Report, worst_metric
 from ci_golden.report.html import render_html
 
@@ -37,23 +38,7 @@ ICONS: dict[str, str] = {
     "pass": "✅", "drift": "⚠️", "fail": "❌", "missing": "❓", "no-golden": "🆕", "error": "💥",
     "skipped": "⏭️",
 }  # fmt: skip
-_ENTITIES = {
-    "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "`": "&#96;",
-    "|": "&#124;", "\\": "&#92;", "*": "&#42;", "[": "&#91;", "]": "&#93;", "~": "&#126;",
-    "#": "&#35;", "!": "&#33;", "$": "&#36;", "{": "&#123;", "}": "&#125;",
-}  # fmt: skip
-_SPECIALS = re.compile(r"[&<>\"'`|\\*\[\]~#!${}]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
-CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
-_ZWSP = "\u200b"
 _XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def escape_md(text: object) -> str:
-    """Inert inline text for Markdown and HTML: entities for the special characters, control
-    characters and newlines as spaces, and a zero-width space after every ``@``."""
-    s = CONTROL_CHARS.sub(" ", str(text))
-    s = _SPECIALS.sub(lambda m: _ENTITIES.get(m.group(), "&#95;"), s)
-    return s.replace("@", "@" + _ZWSP)
 
 
 def fmt_num(value: float | None) -> str:

@@ -1,4 +1,5 @@
-"""The dry run: a job's plan as shell lines and comments, nothing run (secrets redacted)."""
+"""The dry run: a job's plan as shell lines and comments, nothing run, secrets hidden (by name in
+MODEL_ARGS and ENV_VARS, and inside URLs)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import shlex
 import typing as t
 
 from ci_golden.compare.policy import resolve_policies
-from ci_golden.run.launch import redact
+from ci_golden.project.redact import redact_argv, redact_env
 from ci_golden.run.phases import CheckpointEdit, Evaluation, Phase, RunPlan
 
 if t.TYPE_CHECKING:
@@ -22,8 +23,8 @@ def _phase_lines(phase: Phase) -> list[str]:
         f"# {phase.name} ({phase.key}){when}: load {phase.load}, save {phase.save}, "
         f"tensorboard {phase.tensorboard}, log {phase.log}",
         f"cd {shlex.quote(str(phase.cwd))}",
-        *(f"export {k}={shlex.quote(v)}" for k, v in redact(phase.env).items()),
-        shlex.join(phase.argv),
+        *(f"export {k}={shlex.quote(v)}" for k, v in redact_env(phase.env).items()),
+        shlex.join(redact_argv(phase.argv)),
     ]
 
 

@@ -29,6 +29,7 @@ from ci_golden.errors import CiGoldenError, ConfigError, InputError, RunnerError
 from ci_golden.goldens.discover import Job, TestCase, case_jobs
 from ci_golden.goldens.model import GoldenValues, load_golden, parse_golden, read_json, write_golden
 from ci_golden.project.config import Config
+from ci_golden.project.redact import Redactor, redact_argv
 from ci_golden.run.collect import DEFAULT_METRICS, on_golden_grid, run_metrics
 from ci_golden.run.phases import (
     CheckpointEdit,
@@ -38,6 +39,7 @@ from ci_golden.run.phases import (
     RepeatPlan,
     RunPlan,
     plan_run,
+    redactor_for,
     repeat_dir,
 )
 from ci_golden.run.runner import Gpu, Sink, check_gpus, host_info, now, run_process
@@ -56,10 +58,11 @@ def spec_for(
     gpus: int | None = None,
 ) -> JobSpec:
     """The spec of one of the case's jobs: each setting as given (a matrix entry's, a flag's),
-    else the case's ``CI_GOLDEN`` block, else the config's defaults and the platform's GPUs.
-    (A config's ``ENV_VARS.N_REPEAT`` wins over all of them when the plan is made, as in
-    Megatron-LM.)"""
+    else the job's entry in ``CI_GOLDEN.jobs``, else the case's ``CI_GOLDEN`` block, else the
+    config's defaults and the platform's GPUs. (A config's ``ENV_VARS.N_REPEAT`` wins over all of
+    them when the plan is made, as in Megatron-LM.)"""
     settings, defaults = case.settings, config.defaults
+    listed = settings.listed(job.environment, job.platform)
     return JobSpec(
         case=case,
         environment=job.environment,
@@ -68,8 +71,10 @@ def spec_for(
         out=out,
         n_repeat=_first(n_repeat, settings.n_repeat, defaults.n_repeat),
         time_limit=_first(time_limit, settings.time_limit, defaults.time_limit),
-        nodes=_first(nodes, settings.nodes, defaults.nodes),
-        gpus=_first(gpus, config.platforms[job.platform].gpus_per_node),
+        nodes=_first(nodes, listed.nodes if listed else None, settings.nodes, defaults.nodes),
+        gpus=_first(
+            gpus, listed.gpus if listed else None, config.platforms[job.platform].gpus_per_node
+        ),
     )
 
 
@@ -98,10 +103,14 @@ def case_job(case: TestCase, config: Config, environment: str, platform: str) ->
         if (job.environment, job.platform) == (environment, platform):
             return job
     have = ", ".join(f"[{j.environment}, {j.platform}]" for j in jobs) or "none"
+    needs = (
+        "the case's CI_GOLDEN.jobs lists its jobs"
+        if case.settings.jobs
+        else "a job needs a golden file or the platform in the case's CI_GOLDEN.platforms"
+    )
     raise UsageError(
         f"case {case.id!r} has no job in environment {environment!r} on platform {platform!r} "
-        f"(its jobs: {have}); "
-        "a job needs a golden file or the platform in the case's CI_GOLDEN.platforms"
+        f"(its jobs: {have}); {needs}"
     )
 
 
@@ -163,6 +172,7 @@ class Context:
     grace: float
     sink: Sink | None
     info: dict[str, t.Any]
+    redact: Redactor = field(default_factory=Redactor)  # the logs, results and errors go through it
 
 
 def _run_repeat(rp: RepeatPlan, ctx: Context) -> RepeatRun:
@@ -186,7 +196,7 @@ def _run_repeat(rp: RepeatPlan, ctx: Context) -> RepeatRun:
         result = run_process(
             step.argv, env={**os.environ, **step.env}, cwd=step.cwd, log_path=step.log,
             prefix=f"[{ctx.spec.case.id} {ctx.spec.environment} {ctx.spec.platform} {step.name}] ",
-            timeout=remaining, grace=ctx.grace, sink=ctx.sink,
+            timeout=remaining, grace=ctx.grace, sink=ctx.sink, redact=ctx.redact,
         )  # fmt: skip
         done.ran.append(step)
         ctx.info["exit_codes"][step.name] = result.exit_code
@@ -276,6 +286,7 @@ def _consistency(ev: Evaluation, cwd: Path, out: Path, ctx: Context) -> tuple[bo
         done = run_process(
             argv, env=dict(os.environ), cwd=cwd, log_path=log, prefix="[consistency] ",
             timeout=max(ctx.deadline - time.monotonic(), 1.0), grace=ctx.grace, sink=ctx.sink,
+            redact=ctx.redact,
         )  # fmt: skip
     except RunnerError as e:
         return False, str(e)
@@ -328,12 +339,14 @@ def execute(
     policies: t.Any = {}
     gated: tuple[str, ...] = ()
     golden: GoldenValues | None = None
+    redact = Redactor.from_environ(os.environ if environ is None else environ)
 
     def refuse(message: str) -> CaseResult:
         info["end"] = now()
         result = compare_job(
             spec.job, golden, None, policies=policies, gated=gated,
-            nondeterministic=nondeterministic, error=message, run_info=info, root=config.root,
+            nondeterministic=nondeterministic, error=redact(message), run_info=info,
+            root=config.root,
         )  # fmt: skip
         write_result(spec.out / RESULT_FILE, result)
         return result
@@ -346,10 +359,11 @@ def execute(
     except CiGoldenError as e:
         refuse(f"cannot plan the run: {e}")
         raise
+    redact = redactor_for(the_plan, os.environ if environ is None else environ)
     info.update(
         test_type=the_plan.kind.test_type, mode=the_plan.kind.mode,
         evaluation=the_plan.kind.evaluation, n_repeat=the_plan.n_repeat,
-        commands=[list(p.argv) for p in the_plan.phases],
+        commands=[redact_argv(p.argv) for p in the_plan.phases],
     )  # fmt: skip
     if the_plan.notes:
         info["notes"] = list(the_plan.notes)
@@ -364,7 +378,7 @@ def execute(
             info.update(
                 gpu=gpus[0].name, gpus=len(gpus), gpu_memory=gpus[0].memory, driver=gpus[0].driver
             )
-    ctx = Context(spec, time.monotonic() + spec.time_limit, grace, sink, info)
+    ctx = Context(spec, time.monotonic() + spec.time_limit, grace, sink, info, redact)
     metrics = {
         *DEFAULT_METRICS, *gated, *(k for k in policies if "*" not in k),
         *(golden.metrics if golden else ()),
@@ -472,6 +486,8 @@ def _result(
 ) -> CaseResult:  # fmt: skip
     case = spec.case
     nondeterministic = is_nondeterministic(case.model_config)
+    error = ctx.redact(error) if error else None
+    skipped = ctx.redact(skipped) if skipped else None
     base: dict[str, t.Any] = dict(
         case=case.id, environment=spec.environment, platform=spec.platform,
         golden=_golden_display(spec, config), run=dict(ctx.info),
@@ -483,8 +499,8 @@ def _result(
         actual_path = spec.actual_name
     if consistency is not None and error is None:
         result = CaseResult(
-            verdict="pass" if consistency[0] else "fail", metrics={}, message=consistency[1],
-            actual=None, **base,
+            verdict="pass" if consistency[0] else "fail", metrics={},
+            message=ctx.redact(consistency[1]), actual=None, **base,
         )  # fmt: skip
     elif skipped is not None and error is None and not firsts:
         result = CaseResult(verdict="skipped", metrics={}, message=skipped, actual=None, **base)

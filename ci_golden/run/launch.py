@@ -38,7 +38,6 @@ DEFAULT_SCRIPTS = {
     "hybrid": "pretrain_mamba.py",
 }
 _VAR = re.compile(r"\$\{([^}]*)\}")
-_SECRET = re.compile(r"TOKEN|SECRET|PASSW|API_?KEY|PRIVATE|CREDENTIAL|AUTH", re.IGNORECASE)
 
 
 def substitute(text: str, variables: t.Mapping[str, str], source: str, where: str) -> str:
@@ -99,11 +98,6 @@ def env_vars(
         str(k): substitute(scalar_text(v), variables, source, f"$.ENV_VARS.{k}")
         for k, v in (block or {}).items()
     }
-
-
-def redact(env: t.Mapping[str, str]) -> dict[str, str]:
-    """Values of secret-looking variables (tokens, keys, passwords) replaced by ``***``."""
-    return {k: ("***" if _SECRET.search(k) and v else v) for k, v in env.items()}
 
 
 def script_of(case: TestCase) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ci_golden.goldens.testkind import RESUMING, TestKind, read_kind
 from ci_golden.project.config import SlurmSettings
+from ci_golden.project.redact import Redactor, argv_secrets, env_secrets
 from ci_golden.run.launch import (
     ENVIRON_VARS,
     env_vars,
@@ -459,3 +460,12 @@ MEGATRON_CONSISTENCY_CHECK = (
 def consistency_check(case: TestCase) -> tuple[str, ...]:
     """The program checkpoint-consistency runs on the checkpoint folders."""
     return case.settings.consistency_check or ("python", MEGATRON_CONSISTENCY_CHECK)
+
+
+def redactor_for(plan: RunPlan, environ: t.Mapping[str, str] | None = None) -> Redactor:
+    """A redactor of the plan's secrets (values of secret-named MODEL_ARGS and ENV_VARS, URL
+    passwords) and of the runner's environment, for the logs, results and errors of the run."""
+    secrets = env_secrets(os.environ if environ is None else environ)
+    for phase in plan.phases:
+        secrets += argv_secrets(phase.argv) + env_secrets(phase.env)
+    return Redactor(secrets)

@@ -35,7 +35,7 @@ from ci_golden.project.config import Config
 from ci_golden.project.schema import did_you_mean, json_pointer
 from ci_golden.project.yamlio import DuplicateKeyError, Repeat, load_yaml
 from ci_golden.validate.fast import classify, model_config_ok, non_string_keys, schema_validator
-from ci_golden.validate.findings import Finding, finding
+from ci_golden.validate.findings import BaselineEntry, Finding, finding
 from ci_golden.validate.locate import locate, read_text, schema_findings
 from ci_golden.validate.semantics import check_current, check_legacy, missing_metrics, run_length
 
@@ -46,6 +46,7 @@ _UNREFERENCED_CODE = {
     "second-phase": "CG133",
     "unknown-platform": "CG134",
     "not-in-environment": "CG135",
+    "not-listed": "CG136",
 }
 
 
@@ -77,9 +78,16 @@ class Selection:
 
 @dataclass(frozen=True)
 class ValidationResult:
+    """What validate found. ``findings`` fail (errors; with --strict, warnings too);
+    ``baselined`` are accepted by the baseline file, ``fixed`` are the baseline's entries no
+    longer found, ``suppressed`` counts findings the config's ``validate:`` rules left out."""
+
     findings: tuple[Finding, ...]
     files: int
     cases: int
+    baselined: tuple[Finding, ...] = ()
+    fixed: tuple[BaselineEntry, ...] = ()
+    suppressed: int = 0
 
     @property
     def errors(self) -> int:

@@ -105,6 +105,7 @@ def test_dry_run_prints_argv_and_environment(tmp_path: Path, cli: t.Callable[...
     assert (res.returncode, res.stderr) == (0, "")
     run_dir = root / "o" / "run"
     # false and null are passed on (`--fp16 false`, `--empty null`), as _run_training.sh does
+    pythonpath = os.pathsep.join(filter(None, (str(root), os.environ.get("PYTHONPATH"))))
     launch = (
         "ft_launcher --nproc_per_node 8 --nnodes 1 --node_rank 0 --master_addr localhost"
         " --master_port 6000 pretrain_gpt.py --num-layers 12 --lr 1e-05 --bf16 --fp16 false"
@@ -149,7 +150,7 @@ def test_dry_run_prints_argv_and_environment(tmp_path: Path, cli: t.Callable[...
         export DEBUG=true
         export ENABLE_LIGHTWEIGHT_MODE=false
         export GPUS_PER_NODE=8
-        export PYTHONPATH={os.pathsep.join(filter(None, (str(root), os.environ.get("PYTHONPATH"))))}
+        export PYTHONPATH={pythonpath}
         {launch}
         """)
         + compare
@@ -706,3 +707,135 @@ def test_ckpt_resume_resumes_from_half_of_train_iters(
         "says iteration 5)",
     )
     assert result["run"]["exit_codes"] == {"repeat_1_run_1": 0, "repeat_1_run_2": 1}
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+HF = "hf_abcdefghijklmnop"
+WANDB = "wandb-0123456789abcdef"
+DB_PASSWORD = "db-pa55word"
+S3_KEY = "s3-key-0123"
+LEAKY = """\
+import os, sys
+print("arguments:", " ".join(sys.argv[1:]))
+value = sys.argv[sys.argv.index("--hf-token") + 1]
+print("  hf_token ........................................ " + value)
+print("database:", os.environ["DATABASE_URL"], "token:", os.environ["HF_TOKEN"])
+print("wandb: ERROR api key " + sys.argv[sys.argv.index("--wandb-api-key") + 1] + " rejected")
+sys.exit(1)
+"""
+
+
+def leaky_case(tmp_path: Path) -> tuple[Path, Path]:
+    """A case whose MODEL_ARGS and ENV_VARS hold secrets, run by a script that prints them all,
+    as Megatron-LM prints its arguments."""
+    script = tmp_path / "leaky.py"
+    script.write_text(LEAKY)
+    root = project(
+        tmp_path,
+        {
+            "demo/leaky": f"""\
+        ENV_VARS:
+          HF_TOKEN: {HF}
+          DATABASE_URL: postgresql://ml:{DB_PASSWORD}@db.internal/runs
+          TOKENIZERS_PARALLELISM: false
+        MODEL_ARGS:
+          --tokenizer-type: GPT2BPETokenizer
+          --hf-token: {HF}
+          --wandb-api-key: {WANDB}
+          --data-path: s3://reader:{S3_KEY}@bucket/data
+        CI_GOLDEN:
+          platforms: [cpu]
+          command: [python, {script}]
+        """
+        },
+    )
+    return root, script
+
+
+def test_dry_run_hides_secrets_by_name_and_in_urls(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    root, script = leaky_case(tmp_path)
+    res = cli("run", "demo/leaky", "--environment", "dev", "--platform", "cpu", "--out", "o",
+              "--dry-run", cwd=root)  # fmt: skip
+    assert (res.returncode, res.stderr) == (0, "")
+    run_dir = root / "o" / "run"
+    pythonpath = os.pathsep.join(filter(None, (str(root), os.environ.get("PYTHONPATH"))))
+    head = (
+        "# demo/leaky (dev, cpu): TEST_TYPE regular, MODE pretraining, TEST_EVALUATION pass, "
+        "1 repeat(s), TRAIN_ITERS 100, time limit 3600 s, output o\n# --- repeat 1\n"
+        f"# repeat_1_run_1 (MODEL_ARGS): load {run_dir}/tmp_checkpoints, save {run_dir}/checkpoints"
+        f", tensorboard {run_dir}/1/tensorboard, log {run_dir}/1/run_1/stdout.log\n"
+    )
+    compare = (
+        f"# compare: TensorBoard {run_dir}/1/tensorboard (the oldest event file holding scalars, "
+        "values rounded to 5 decimals) on the golden's steps (metrics it lacks: steps 1..100, "
+        "step 1 and every multiple of 1) against no golden yet (the values are the proposal); "
+        "gated: lm loss, num-zeros\n"
+    )
+    assert (
+        res.stdout
+        == head
+        + textwrap.dedent(f"""\
+        cd {root}
+        export NCCL_PROTO=simple
+        export NCCL_ALGO=Ring
+        export NCCL_COLLNET_ENABLE=0
+        export NCCL_NVLS_ENABLE=0
+        export NCCL_TUNER_PLUGIN=''
+        export NCCL_BUFFSIZE=4194304
+        export TORCH_NCCL_AVOID_RECORD_STREAMS=1
+        export DATA_CACHE_PATH={run_dir}/data-cache
+        export OUTPUT_PATH={run_dir}/1/run_1
+        export TENSORBOARD_PATH={run_dir}/1/tensorboard
+        export CHECKPOINT_SAVE_PATH={run_dir}/checkpoints
+        export CHECKPOINT_LOAD_PATH={run_dir}/tmp_checkpoints
+        export INFERENCE_OUTPUT_PATH={run_dir}/1/run_1/golden_values_dev_cpu.json
+        export REPEAT=1
+        export RUN_NUMBER=1
+        export HF_TOKEN='***'
+        export DATABASE_URL='postgresql://ml:***@db.internal/runs'
+        export TOKENIZERS_PARALLELISM=false
+        export ENABLE_LIGHTWEIGHT_MODE=false
+        export GPUS_PER_NODE=0
+        export PYTHONPATH={pythonpath}
+        {sys.executable} {script} --tokenizer-type GPT2BPETokenizer --hf-token '***' \
+--wandb-api-key '***' --data-path 's3://reader:***@bucket/data'
+        """)
+        + compare
+    )
+
+
+def test_a_run_keeps_secrets_out_of_its_logs_results_and_errors(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    root, script = leaky_case(tmp_path)
+    res = cli("-v", "run", "demo/leaky", "--environment", "dev", "--platform", "cpu",
+              "--out", "o", cwd=root)  # fmt: skip
+    assert res.returncode == 1
+    result_text = (root / "o" / "result.json").read_text()
+    log = (root / "o" / "run" / "1" / "run_1" / "stdout.log").read_text()
+    for text in (res.stdout, res.stderr, result_text, log):
+        for secret in (HF, WANDB, DB_PASSWORD, S3_KEY):
+            assert secret not in text
+    assert log == (
+        "arguments: --tokenizer-type GPT2BPETokenizer --hf-token *** --wandb-api-key ***"
+        " --data-path s3://reader:***@bucket/data\n"
+        "  hf_token ........................................ ***\n"
+        "database: postgresql://ml:***@db.internal/runs token: ***\n"
+        "wandb: ERROR api key *** rejected\n"
+    )
+    result = json.loads(result_text)
+    assert result["run"]["commands"] == [
+        [sys.executable, str(script), "--tokenizer-type", "GPT2BPETokenizer", "--hf-token", "***",
+         "--wandb-api-key", "***", "--data-path", "s3://reader:***@bucket/data"]
+    ]  # fmt: skip
+    assert result["message"] == (
+        "repeat_1_run_1 exited with code 1 (log: run/1/run_1/stdout.log);"
+        " last line: wandb: ERROR api key *** rejected"
+    )
+    assert "[demo/leaky dev cpu repeat_1_run_1] wandb: ERROR api key *** rejected\n" in res.stdout
+    report = cli("report", root / "o", "--format", "markdown", cwd=root)
+    assert report.returncode == 1
+    assert "wandb: ERROR api key &#42;&#42;&#42; rejected" in report.stdout
