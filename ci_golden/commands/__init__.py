@@ -71,3 +71,51 @@ def explain(selection: Selection) -> None:
         print(f"select {case}: {reason}", file=sys.stderr)
     for case, reason in selection.skipped:
         print(f"skip   {case}: {reason}", file=sys.stderr)
+
+
+# -- argument types: what argparse refuses, it refuses with exit 2 and one line ---------------
+
+
+def pr_number(text: str) -> int:
+    """A pull/merge request number: a positive integer in ASCII digits (``--pr``)."""
+    from ci_golden.forge.checks import NUMBER_MAX, positive_int
+
+    number = positive_int(text, NUMBER_MAX)
+    if number is None:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer in ASCII digits (at most {NUMBER_MAX}), got {text!r}"
+        )
+    return number
+
+
+def forge_id(text: str) -> int:
+    """A run, pipeline or job id (or a size in bytes): a positive integer in ASCII digits."""
+    from ci_golden.forge.checks import ID_MAX, positive_int
+
+    number = positive_int(text, ID_MAX)
+    if number is None:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer in ASCII digits (at most {ID_MAX}), got {text!r}"
+        )
+    return number
+
+
+def repository(text: str) -> str:
+    """A GitHub repository, ``OWNER/NAME``."""
+    from ci_golden.forge.context import REPOSITORY_FORM, is_repository
+
+    if not is_repository(text):
+        raise argparse.ArgumentTypeError(f"expected {REPOSITORY_FORM}, got {text!r}")
+    return text
+
+
+def gitlab_project(text: str) -> str:
+    """A GitLab project id or path."""
+    from ci_golden.forge.context import is_gitlab_project
+
+    if not is_gitlab_project(text):
+        raise argparse.ArgumentTypeError(
+            f"expected a GitLab project id (a positive integer) or path (group/project), "
+            f"got {text!r}"
+        )
+    return text

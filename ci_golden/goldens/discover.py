@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci_golden.errors import ConfigError, InputError
+from ci_golden.goldens.testkind import unknown_kind
 from ci_golden.project.config import Config
 from ci_golden.project.schema import did_you_mean, first_error
 from ci_golden.project.yamlio import load_yaml_text
@@ -92,6 +93,7 @@ class CaseSettings:
     script: str | None = None
     command: tuple[str, ...] = ()
     metrics: t.Mapping[str, t.Mapping[str, t.Any]] | None = None
+    consistency_check: tuple[str, ...] = ()
 
     @classmethod
     def from_block(cls, block: t.Mapping[str, t.Any]) -> CaseSettings:
@@ -116,6 +118,7 @@ class CaseSettings:
             script=block.get("script"),
             command=tuple(block.get("command", ())),
             metrics=block.get("metrics"),
+            consistency_check=tuple(block.get("consistency_check", ())),
         )
 
     def listed(self, environment: str, platform: str) -> ListedJob | None:
@@ -329,11 +332,14 @@ class TestCase:
             raise InputError(str(self.config_path), settings.detail, settings.where)
         return settings
 
+    def unknown_kind(self) -> tuple[str, str] | None:
+        """A TEST_TYPE, MODE or TEST_EVALUATION of this case that Megatron-LM does not know."""
+        return unknown_kind(self._config_bytes) if self.has_config else None
+
     @property
     def metrics(self) -> tuple[str, ...] | None:
         """The case's METRICS list (the gated metrics), or None when it names none."""
-        value = self.model_config.get("METRICS")
-        return tuple(value) if isinstance(value, list) else None
+        return metrics_of(self.model_config)
 
     def golden_for(self, environment: str, platform: str) -> Path | None:
         """Resolve the golden of a job: exact, then environment-wide, then generic."""
@@ -670,3 +676,17 @@ def _real_quick_ratio(a: str, b: str) -> float:
     """``difflib.SequenceMatcher(None, a, b).real_quick_ratio()``: an upper bound of ratio()."""
     total = len(a) + len(b)
     return 2.0 * min(len(a), len(b)) / total if total else 1.0
+
+
+def metrics_of(model_config: t.Mapping[str, t.Any]) -> tuple[str, ...] | None:
+    """The gated metrics a model_config names: its METRICS list, else None (the defaults).
+
+    An inference case whose ``METRICS:`` is left empty (null) checks nothing, as Megatron-LM's
+    inference test does.
+    """
+    value = model_config.get("METRICS")
+    if isinstance(value, list):
+        return tuple(value)
+    if value is None and "METRICS" in model_config and model_config.get("MODE") == "inference":
+        return ()
+    return None

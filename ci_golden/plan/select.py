@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ci_golden.errors import UsageError
+from ci_golden.errors import ConfigError, UsageError
 from ci_golden.goldens.discover import (
     CaseSettings,
     JobSlot,
@@ -28,6 +28,7 @@ from ci_golden.goldens.discover import (
     case_job_goldens,
     job_slots,
 )
+from ci_golden.goldens.testkind import KNOWN
 from ci_golden.project.config import Config
 from ci_golden.project.git import changed_files
 from ci_golden.project.globs import glob_match
@@ -562,6 +563,15 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
                 )
             )
             continue
+        unknown = case.unknown_kind()
+        if unknown is not None:
+            key, value = unknown
+            raise ConfigError(
+                str(case.config_path),
+                f"{key} {value!r} is not one Megatron-LM's run_ci_test.sh knows "
+                f"(known: {', '.join(KNOWN[key])}); refusing to plan a job that cannot run",
+                f"$.{key}",
+            )
         if filters.n_repeat is not None:
             n_repeat = filters.n_repeat
         groups.append(expansion.case_jobs(case, labels[case.id], kept, n_repeat, time_limit, nodes))

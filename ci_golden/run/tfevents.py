@@ -5,7 +5,8 @@ all little-endian. The header checksum is verified (memoized: a run's records ha
 lengths); the payload checksum is not, the protobuf decoder rejects a damaged payload instead.
 A file cut short (a run killed mid-write) is read up to the last complete record, and the cut
 is reported. Decoding uses tensorboard's compiled ``event_pb2`` (the optional ``tensorboard``
-extra), which is far faster than TensorBoard's ``EventAccumulator`` with its pure-Python reader.
+extra, or tensorboardX's copy of it), which is far faster than TensorBoard's
+``EventAccumulator`` with its pure-Python reader.
 """
 
 from __future__ import annotations
@@ -42,10 +43,14 @@ def masked_crc32c(data: bytes) -> int:
 
 
 def _event_class() -> t.Any:
+    """The compiled ``Event`` message: tensorboard's, else tensorboardX's (the same proto)."""
     try:
         from tensorboard.compat.proto import event_pb2
     except ImportError as e:
-        raise RunnerError(MISSING_EXTRA) from e
+        try:
+            from tensorboardX.proto import event_pb2
+        except ImportError:
+            raise RunnerError(MISSING_EXTRA) from e
     return event_pb2.Event
 
 

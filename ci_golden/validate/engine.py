@@ -29,6 +29,8 @@ from ci_golden.goldens.discover import (
     unreferenced_goldens,
 )
 from ci_golden.goldens.model import GoldenFormatError, detect_layout, read_json
+from ci_golden.goldens.nondeterminism import nondeterminism_ignored
+from ci_golden.goldens.testkind import read_kind
 from ci_golden.project.config import Config
 from ci_golden.project.schema import did_you_mean, json_pointer
 from ci_golden.project.yamlio import DuplicateKeyError, Repeat, load_yaml
@@ -130,6 +132,16 @@ def _load_model_config(path: Path) -> tuple[dict[str, t.Any] | None, list[Findin
             finding("CG141", str(path), f"must be a mapping, got {type(data).__name__}", "$", 1),
             *notes,
         ]
+    notes += [
+        finding(
+            "CG148",
+            str(path),
+            f"ENV_VARS.{var} is {data['ENV_VARS'][var]!r}: only 1 makes a case nondeterministic "
+            "(as in Megatron-LM's run_ci_test.sh), so the exact check runs; write 1",
+            f"$.ENV_VARS.{var}",
+        )
+        for var in nondeterminism_ignored(data)
+    ]
     if model_config_ok(data):
         return data, notes
     keys = non_string_keys(data)
@@ -270,8 +282,9 @@ def check_case(
                     f"no job: {why} (add CI_GOLDEN.platforms to run it without one)",
                 )
             )
+        compares = model_config is None or read_kind(model_config).compares_values
         for job in jobs:
-            if job.golden is None:
+            if job.golden is None and compares:
                 out.append(
                     finding(
                         "CG145",

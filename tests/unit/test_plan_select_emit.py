@@ -16,7 +16,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ci_golden.errors import UsageError
+from ci_golden.errors import ConfigError, UsageError
 from ci_golden.goldens.discover import discover, unreferenced_goldens
 from ci_golden.plan import emit
 from ci_golden.plan.select import (
@@ -315,7 +315,7 @@ def repo(project: Path) -> Path:
 
 
 def test_changed_since_selects_changed_cases_only(repo: Path, cli: t.Callable[..., t.Any]) -> None:
-    (repo / "test_cases/model/alpha/model_config.yaml").write_text("TEST_TYPE: changed\n")
+    (repo / "test_cases/model/alpha/model_config.yaml").write_text("TEST_TYPE: ckpt-resume\n")
     git(repo, "commit", "-qam", "change alpha")
     (repo / "test_cases/other/alpha/notes.txt").write_text("untracked\n")
     r = cli("matrix", "--ci", "github", "--changed-since", "main", "--explain", cwd=repo)
@@ -749,10 +749,18 @@ def test_gitlab_child_pipeline_jobs(project: Path, cli: t.Callable[..., t.Any]) 
     assert "tags" not in doc["cpu_case dev cpu"]
     report = doc["ci-golden report"]
     assert report["when"] == "always" and report["stage"] == "report"
-    assert (
+    link = '${CI_JOB_URL:+--html-url "$CI_JOB_URL/artifacts/file/report.html"}'
+    assert report["script"][1:5] == [
+        "status=0",
+        "ci-golden report ci-golden-out --expect ci-golden-expect.json --format html"
+        " --out report.html || true",
+        "ci-golden report ci-golden-out --expect ci-golden-expect.json --format markdown"
+        f" --out report.md {link} || status=$?",
         "ci-golden report ci-golden-out --expect ci-golden-expect.json --format json"
-        " --out report.json || true" in report["script"]
-    )
+        f" --out report.json {link} || true",
+    ]
+    assert report["artifacts"]["expose_as"] == "ci-golden report"
+    assert report["artifacts"]["paths"] == ["report.html", "report.md", "report.json", "report.xml"]
 
 
 def test_gitlab_empty_pipeline_says_why(project: Path, cli: t.Callable[..., t.Any]) -> None:
@@ -938,3 +946,27 @@ def test_corpus_matrix_has_exactly_the_resolvable_jobs(
     assert not goldens & unreferenced
     all_goldens = {(c.path / g).resolve() for c in suite.cases for g in c.golden_files}
     assert goldens <= all_goldens
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "value", "known"),
+    [
+        ("TEST_TYPE: frozen-reload  # a typo", "TEST_TYPE", "frozen-reload",
+         "regular, ckpt-resume, frozen-resume, frozen-start, checkpoint-consistency, release"),
+        ('MODE: "serving"', "MODE", "serving", "pretraining, inference, rl"),
+        ("TEST_EVALUATION: xfail", "TEST_EVALUATION", "xfail", "pass, xpass"),
+    ],
+)  # fmt: skip
+def test_a_test_kind_run_ci_test_sh_does_not_know_is_never_planned(
+    tmp_path: Path, line: str, key: str, value: str, known: str
+) -> None:
+    cases = {**CASES, "model/alpha": {**CASES["model/alpha"], "model_config.yaml": line + "\n"}}
+    project = make_project(tmp_path / "proj", cases=cases)
+    with pytest.raises(ConfigError) as e:
+        _select(project)
+    config = project / "test_cases" / "model" / "alpha" / "model_config.yaml"
+    assert str(e.value) == (
+        f"{config}::$.{key}: {key} {value!r} is not one Megatron-LM's run_ci_test.sh knows "
+        f"(known: {known}); refusing to plan a job that cannot run"
+    )
+    assert _keys(_select(project, cases=("other/*",)))  # a selection without it plans
