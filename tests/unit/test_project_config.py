@@ -106,8 +106,11 @@ def test_pyproject_without_the_table_is_ignored(tmp_path: Path) -> None:
             "unknown key 'gpus_per_nod' (did you mean 'gpus_per_node'?)",
         ),
         ("validate: {ignor: [CG132]}\n", "unknown key 'ignor' (did you mean 'ignore'?)"),
-        ("validate: {ignore: [CG231]}\n", "'CG151'] (did you mean 'CG131'?)"),
-        ("validate: {severity: {CG132: fatal}}\n", "'fatal' is not one of ['warning', 'error']"),
+        ("validate: {ignore: [CG231]}\n", "unknown value 'CG231' (did you mean 'CG131'?)"),
+        (
+            "validate: {severity: {CG132: fatal}}\n",
+            "unknown value 'fatal' (known: error, warning)",
+        ),
         (
             "scope_aliases: {nightly: L2}\n",
             "'nightly' is a scope and an alias of 'L2'",
