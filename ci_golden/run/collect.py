@@ -65,14 +65,36 @@ def _number(text: str) -> float | None:
     return value
 
 
+def parse_log_line(line: str, series: Series) -> tuple[int, int] | None:
+    """Add the fields of one Megatron-LM ``training_log`` line to ``series``.
+
+    Returns the line's (step, train_iters), or None for a line that is not an iteration line.
+    Fields are ``name: value`` pairs between ``|``; ``nan``/``inf`` values are kept as
+    non-finite, fields that are not numbers (or absent on a step, as Megatron omits a NaN loss)
+    are simply not there for that step. Known fields get their TensorBoard names and units
+    (``LOG_FIELDS``). Any prefix (timestamp, ``[default0]:``, a launcher's tag) before
+    ``iteration`` is ignored.
+    """
+    m = _ITERATION.search(line)
+    if m is None:
+        return None
+    step = int(m.group(1))
+    for part in line[m.end() :].split("|"):
+        key, sep, raw = part.partition(":")
+        key = key.strip()
+        if not sep or not key:
+            continue
+        value = _number(raw.strip())
+        if value is None:
+            continue
+        name, scale = LOG_FIELDS.get(key, (key, 1.0))
+        series.setdefault(name, {})[step] = value / -scale if scale < 0 else value * scale
+    return step, int(m.group(2))
+
+
 def read_megatron_log(path: Path) -> Collected:
     """Parse Megatron-LM ``training_log`` lines:
-    `` iteration   10/  100 | lm loss: 1.03E+01 | ...``.
-
-    Fields are ``name: value`` pairs between ``|``; ``nan``/``inf`` values are kept as non-finite,
-    fields that are not numbers (or absent on a step, as Megatron omits a NaN loss) are simply
-    not there for that step. Known fields get their TensorBoard names and units (``LOG_FIELDS``).
-    Any prefix (timestamp, ``[default0]:``, a launcher's tag) before ``iteration`` is ignored.
+    `` iteration   10/  100 | lm loss: 1.03E+01 | ...`` (see :func:`parse_log_line`).
     """
     series: Series = {}
     train_iters: int | None = None
@@ -82,29 +104,41 @@ def read_megatron_log(path: Path) -> Collected:
         raise InputError(str(path), f"cannot read file: {e.strerror or e}") from e
     with handle:
         for line in handle:
-            m = _ITERATION.search(line)
-            if m is None:
-                continue
-            step, train_iters = int(m.group(1)), int(m.group(2))
-            for part in line[m.end() :].split("|"):
-                key, sep, raw = part.partition(":")
-                key = key.strip()
-                if not sep or not key:
-                    continue
-                value = _number(raw.strip())
-                if value is None:
-                    continue
-                name, scale = LOG_FIELDS.get(key, (key, 1.0))
-                series.setdefault(name, {})[step] = value / -scale if scale < 0 else value * scale
+            parsed = parse_log_line(line, series)
+            if parsed is not None:
+                train_iters = parsed[1]
     return Collected(series, train_iters)
 
 
-def read_jsonl(path: Path) -> Collected:
-    """One JSON object per line with a ``step`` (or ``iteration``) and metric values.
+def parse_jsonl_line(line: str, series: Series, name: str, number: int) -> int | None:
+    """Add one JSONL record to ``series``; its step, or None for a blank line.
 
     A value that is ``null`` or ``"nan"`` is a logged non-finite value; strings and booleans
-    (timestamps, flags) are not metrics and are skipped. A blank line is skipped; a line that is
-    not an object with an integer step is an error naming the line.
+    (timestamps, flags) are not metrics and are skipped. A line that is not an object with an
+    integer step is an :class:`InputError` naming file ``name`` and line ``number``.
+    """
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise InputError(name, f"not JSON: {e.msg}", f"line {number}") from e
+    step = next((record[k] for k in _STEP_KEYS if isinstance(record, dict) and k in record), None)
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise InputError(name, "expected an object with an integer 'step'", f"line {number}")
+    for key, value in record.items():
+        if key in _STEP_KEYS:
+            continue
+        if value is None or (isinstance(value, str) and value.lower() == "nan"):
+            series.setdefault(key, {})[step] = math.nan
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            series.setdefault(key, {})[step] = float(value)
+    return step
+
+
+def read_jsonl(path: Path) -> Collected:
+    """One JSON object per line with a ``step`` (or ``iteration``) and metric values (see
+    :func:`parse_jsonl_line`).
     """
     series: Series = {}
     try:
@@ -112,26 +146,7 @@ def read_jsonl(path: Path) -> Collected:
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(str(path), f"cannot read file: {e}") from e
     for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(str(path), f"not JSON: {e.msg}", f"line {number}") from e
-        step = next(
-            (record[k] for k in _STEP_KEYS if isinstance(record, dict) and k in record), None
-        )
-        if isinstance(step, bool) or not isinstance(step, int):
-            raise InputError(
-                str(path), "expected an object with an integer 'step'", f"line {number}"
-            )
-        for key, value in record.items():
-            if key in _STEP_KEYS:
-                continue
-            if value is None or (isinstance(value, str) and value.lower() == "nan"):
-                series.setdefault(key, {})[step] = math.nan
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                series.setdefault(key, {})[step] = float(value)
+        parse_jsonl_line(line, series, str(path), number)
     return Collected(series)
 
 
@@ -174,7 +189,10 @@ def merge(parts: t.Sequence[Collected]) -> Collected:
 def sampled_steps(start_step: int, step_interval: int, end_step: int) -> list[int]:
     """Megatron-LM's sampling: the start step, then every multiple of the interval up to the end."""
     interval = max(step_interval, 1)
-    return [k for k in range(start_step, end_step + 1) if k == start_step or k % interval == 0]
+    if start_step > end_step:
+        return []
+    after = (start_step // interval + 1) * interval  # the first multiple past the start
+    return [start_step, *range(after, end_step + 1, interval)]
 
 
 def sample(
@@ -243,13 +261,28 @@ def collect(
     return golden, merged.notes
 
 
-def run_metrics(phase_dir: Path, tensorboard_dir: Path, log_path: Path) -> Collected:
-    """A run's metrics from the best source it left: events, else metrics.jsonl, else its stdout."""
+SourceKind = t.Literal["tensorboard", "jsonl", "log"]
+
+
+def metrics_source(phase_dir: Path, tensorboard_dir: Path, log_path: Path) -> SourceKind | None:
+    """The best source a run has left so far: events, else metrics.jsonl, else its stdout."""
     if tensorboard_dir.is_dir() and any(tensorboard_dir.glob(EVENT_GLOB)):
-        return read_source(tensorboard_dir, "tensorboard")
+        return "tensorboard"
     jsonl = phase_dir / "metrics.jsonl"
     if jsonl.is_file() and jsonl.stat().st_size:
-        return read_jsonl(jsonl)
+        return "jsonl"
     if log_path.is_file():
+        return "log"
+    return None
+
+
+def run_metrics(phase_dir: Path, tensorboard_dir: Path, log_path: Path) -> Collected:
+    """A run's metrics from the best source it left (:func:`metrics_source`)."""
+    kind = metrics_source(phase_dir, tensorboard_dir, log_path)
+    if kind == "tensorboard":
+        return read_source(tensorboard_dir, "tensorboard")
+    if kind == "jsonl":
+        return read_jsonl(phase_dir / "metrics.jsonl")
+    if kind == "log":
         return read_megatron_log(log_path)
     return Collected({})
