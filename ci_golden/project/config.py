@@ -51,7 +51,7 @@ DEFAULTS: dict[str, t.Any] = {
     "gated_metrics": ["lm loss", "num-zeros"],
     "metrics": {},
     "global_paths": [],
-    "defaults": {"n_repeat": 1, "time_limit": 3600, "nodes": 1},
+    "defaults": {"n_repeat": 1, "time_limit": 3600, "nodes": 1, "fail_fast": True},
 }
 
 
@@ -70,6 +70,7 @@ class JobDefaults:
     n_repeat: int
     time_limit: int
     nodes: int
+    fail_fast: bool = True
 
 
 @dataclass(frozen=True)

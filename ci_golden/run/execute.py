@@ -30,12 +30,14 @@ from ci_golden.goldens.discover import Job, TestCase, case_jobs
 from ci_golden.goldens.model import GoldenValues, load_golden, write_golden
 from ci_golden.project.config import Config
 from ci_golden.run.collect import DEFAULT_METRICS, Collected, run_metrics, sample
+from ci_golden.run.early import Watch
 from ci_golden.run.launch import Phase, RunPlan, plan_run
 from ci_golden.run.runner import Gpu, Sink, check_gpus, host_info, now, run_process
 from ci_golden.run.spec import JobSpec
 
 if t.TYPE_CHECKING:
     from ci_golden.compare.result import CaseResult
+    from ci_golden.run.follow import Status
 
 _ITER_DIR = re.compile(r"iter_(\d+)\Z")
 LATEST = "latest_checkpointed_iteration.txt"
@@ -61,10 +63,12 @@ def spec_for(
     time_limit: int | None = None,
     nodes: int | None = None,
     gpus: int | None = None,
+    fail_fast: bool | None = None,
 ) -> JobSpec:
     """The spec of one of the case's jobs: each setting as given (a matrix entry's, a flag's),
     else the case's ``CI_GOLDEN`` block, else the config's defaults and the platform's GPUs."""
     settings, defaults = case.settings, config.defaults
+    follow = next(v for v in (fail_fast, settings.fail_fast, defaults.fail_fast) if v is not None)
     return JobSpec(
         case=case,
         environment=job.environment,
@@ -75,6 +79,7 @@ def spec_for(
         time_limit=_first(time_limit, settings.time_limit, defaults.time_limit),
         nodes=_first(nodes, settings.nodes, defaults.nodes),
         gpus=_first(gpus, config.platforms[job.platform].gpus_per_node),
+        fail_fast=follow,
     )
 
 
@@ -185,6 +190,7 @@ def execute(
     sink: Sink | None = None,
     grace: float = 10.0,
     keep_checkpoints: bool = False,
+    progress: t.Callable[[Status], None] | None = None,
 ) -> CaseResult:
     """Run the job and write ``result.json`` (and the actual values) into ``spec.out``.
 
@@ -192,6 +198,8 @@ def execute(
     result saying what the runner has and what the job needs. A crash, a timeout or an
     unsupported TEST_TYPE gives a result with verdict ``error``. On KeyboardInterrupt the
     processes are stopped, an ``error`` result saying so is written, and the interrupt re-raised.
+    Each phase is followed while it runs (``progress`` gets its status); with ``spec.fail_fast``
+    a run whose verdict can no longer be pass is stopped there (:mod:`ci_golden.run.early`).
     """
 
     case = spec.case
@@ -240,8 +248,20 @@ def execute(
     collected: dict[tuple[int, int], Collected] = {}
     deadline = time.monotonic() + spec.time_limit
     interrupted = False
+    metrics = {
+        *DEFAULT_METRICS,
+        *gated,
+        *(k for k in policies if "*" not in k),
+        *(golden.metrics if golden else ()),
+    }
+
+    def to_values(c: Collected) -> GoldenValues:
+        return _values(c, golden, metrics, the_plan.train_iters)
+
+    kw = {"policies": policies, "gated": gated, "nondeterministic": nondeterministic}
+    watch = Watch(spec, the_plan, golden, to_values, kw, metrics=metrics, progress=progress)
     try:
-        error = error or _run_phases(the_plan, spec, deadline, grace, sink, info, collected)
+        error = error or _run_phases(the_plan, spec, deadline, grace, sink, info, collected, watch)
         if error is None and the_plan.test_type == "ckpt-resume":
             resume_step = info.get("resume_step")
     except KeyboardInterrupt:
@@ -249,22 +269,20 @@ def execute(
         error = "cancelled: the run was interrupted and its processes stopped"
     finally:
         info["end"] = now()
-    metrics = {
-        *DEFAULT_METRICS,
-        *gated,
-        *(k for k in policies if "*" not in k),
-        *(golden.metrics if golden else ()),
-    }
-    values = {
-        key: _values(c, golden, metrics, the_plan.train_iters) for key, c in collected.items()
-    }
+    if watch.problems:
+        info["fail_fast_problems"] = watch.problems
+    values = {key: to_values(c) for key, c in collected.items()}
+    written = values.get((1, 1))
+    stopped = watch.stop is not None and error is None
+    if stopped:
+        values, written, through, last = watch.stopped_values(values, collected)
     actual = values.get((1, 1)) if error is None else None
     actual_path = None
     if actual is not None:
         if not actual.metrics:
             error, actual = "the run logged none of the compared metrics", None
         else:
-            write_golden(spec.out / spec.actual_name, actual)
+            write_golden(spec.out / spec.actual_name, written or actual)
             actual_path = spec.actual_name
     result = compare_job(
         spec.job,
@@ -285,6 +303,8 @@ def execute(
         actual_path=actual_path,
         root=config.root,
     )
+    if stopped and actual is not None:
+        result = watch.stopped_result(result, through, last, deadline)
     write_result(spec.out / RESULT_FILE, result)
     if not keep_checkpoints:
         for p in the_plan.phases:
@@ -296,9 +316,10 @@ def execute(
 
 def _run_phases(
     the_plan: RunPlan, spec: JobSpec, deadline: float, grace: float, sink: Sink | None,
-    info: dict[str, t.Any], collected: dict[tuple[int, int], Collected],
+    info: dict[str, t.Any], collected: dict[tuple[int, int], Collected], watch: Watch,
 ) -> str | None:  # fmt: skip
-    """Run every phase in order; the error message of the first that failed, else None."""
+    """Run every phase in order, each followed by ``watch``; the error message of the first
+    that failed, else None. A phase stopped at a certain failure ends the run."""
     for phase in the_plan.phases:
         if phase.number == 2:
             try:
@@ -311,15 +332,19 @@ def _run_phases(
         if remaining <= 0:
             return f"time limit of {spec.time_limit} s reached before {phase.label} started"
         phase.tensorboard.mkdir(parents=True, exist_ok=True)
-        done = run_process(
-            phase.argv, env=_environment(phase), cwd=phase.cwd, log_path=phase.log,
-            prefix=f"[{spec.case.id} {spec.environment} {spec.platform} {phase.label}] ",
-            timeout=remaining, grace=grace, sink=sink,
-        )  # fmt: skip
+        follower = watch.follower(phase, collected, info.get("resume_step"))
+        with follower:
+            done = run_process(
+                phase.argv, env=_environment(phase), cwd=phase.cwd, log_path=phase.log,
+                prefix=f"[{spec.case.id} {spec.environment} {spec.platform} {phase.label}] ",
+                timeout=remaining, grace=grace, sink=sink, stop=follower.stop,
+            )  # fmt: skip
         info["exit_codes"][phase.label] = done.exit_code
         collected[(phase.repeat, phase.number)] = run_metrics(
             phase.dir, phase.tensorboard, phase.log
         )
+        if watch.ended(phase, follower, done.stopped, collected, info.get("resume_step")):
+            return None
         log = phase.log.relative_to(spec.out.resolve()).as_posix()
         if done.timed_out:
             info["timed_out"] = phase.label
