@@ -8,6 +8,7 @@ from pathlib import Path
 from ci_golden.commands import load_suite
 from ci_golden.compare.result import exit_code
 from ci_golden.run.local import run_local
+from ci_golden.run.progress import Display
 from ci_golden.run.runner import sigterm_as_interrupt
 from ci_golden.validate.render import render_text
 
@@ -28,6 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", default="ci-golden-out")
     parser.add_argument("--allow-drift", action="store_true")
     parser.add_argument("--skip-gpu-check", action="store_true")
+    parser.add_argument(
+        "--no-fail-fast",
+        dest="fail_fast",
+        action="store_false",
+        default=None,
+        help="train every job to the end even when its verdict can no longer be pass",
+    )
     # The training logs are saved in each job's folder; -v also streams them here.
 
 
@@ -61,16 +69,22 @@ def run(args: argparse.Namespace) -> int:
     sigterm_as_interrupt()
     suite = load_suite(args)
     out = Path(args.out)
+    display = Display(sys.stderr, live=sys.stderr.isatty(), prefix="ci-golden local: ")
     sink = (lambda line: print(line, flush=True)) if getattr(args, "verbose", 0) else None
-    done = run_local(
-        suite,
-        out,
-        platforms=tuple(args.platform) or ("cpu",),
-        check_gpu=not args.skip_gpu_check,
-        allow_drift=args.allow_drift,
-        sink=sink,
-        on_job=_job_line,
-    )
+    try:
+        done = run_local(
+            suite,
+            out,
+            platforms=tuple(args.platform) or ("cpu",),
+            check_gpu=not args.skip_gpu_check,
+            allow_drift=args.allow_drift,
+            sink=display.wrap(sink) if sink else None,
+            on_job=_job_line,
+            fail_fast=args.fail_fast,
+            progress=display.update,
+        )
+    finally:
+        display.close()
     if done.validation.findings:
         sys.stderr.write(render_text(done.validation))
     if done.stopped:

@@ -12,6 +12,7 @@ from ci_golden.errors import CiGoldenError, InputError, UsageError
 from ci_golden.plan.select import ENTRY_KEYS, job_id
 from ci_golden.run.execute import case_job, execute, plan, spec_for
 from ci_golden.run.launch import render_plan
+from ci_golden.run.progress import Display
 from ci_golden.run.runner import sigterm_as_interrupt
 
 if t.TYPE_CHECKING:
@@ -38,6 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--keep-checkpoints",
         action="store_true",
         help="keep the run's checkpoints (deleted by default)",
+    )
+    parser.add_argument(
+        "--no-fail-fast",
+        dest="fail_fast",
+        action="store_false",
+        default=None,
+        help="train to the end even when the verdict can no longer be pass "
+        "(default: stop at the first certain failure; config: defaults.fail_fast, "
+        "CI_GOLDEN.fail_fast)",
     )
     parser.add_argument(
         "--grace",
@@ -130,6 +140,7 @@ def job_spec(args: argparse.Namespace, suite: Suite) -> JobSpec:
         case, job, config, out,
         n_repeat=args.n_repeat if args.n_repeat is not None else entry.get("n_repeat"),
         time_limit=entry.get("time_limit"), nodes=entry.get("nodes"), gpus=entry.get("gpus"),
+        fail_fast=args.fail_fast,
     )  # fmt: skip
 
 
@@ -137,13 +148,23 @@ def _print(line: str) -> None:
     print(line, flush=True)
 
 
+def _label(spec: JobSpec) -> str:
+    return f"{spec.case.id} [{spec.environment}, {spec.platform}]"
+
+
 def run_spec(spec: JobSpec, config: Config, args: argparse.Namespace) -> int:
 
     sigterm_as_interrupt()
-    result = execute(
-        spec, config, check_gpu=not args.skip_gpu_check, sink=_print, grace=args.grace,
-        keep_checkpoints=args.keep_checkpoints,
-    )  # fmt: skip
+    display = Display(
+        sys.stderr, live=sys.stderr.isatty(), prefix=f"ci-golden run: {_label(spec)} "
+    )
+    try:
+        result = execute(
+            spec, config, check_gpu=not args.skip_gpu_check, sink=display.wrap(_print),
+            grace=args.grace, keep_checkpoints=args.keep_checkpoints, progress=display.update,
+        )  # fmt: skip
+    finally:
+        display.close()
     summary = f"ci-golden run: {result.job_id}: {result.verdict}"
     if result.message:
         summary += f": {result.message}"

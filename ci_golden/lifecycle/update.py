@@ -182,6 +182,12 @@ def plan_update(path: Path, result: CaseResult, suite: Suite) -> Update:
     def refuse(problem: str, **kw: t.Any) -> Update:
         return replace(base, problem=problem, **kw)
 
+    if result.fail_fast is not None:
+        return refuse(
+            f"the run was stopped at step {result.fail_fast.aborted_at_step} as failing "
+            "(fail-fast), so its values are partial; rerun the job with --no-fail-fast "
+            "to refresh its golden"
+        )
     if result.actual is None:
         return refuse(
             f"no actual values (verdict {result.verdict}"

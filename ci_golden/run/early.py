@@ -166,7 +166,7 @@ class Watch:
             seconds_saved=seconds, nodes=spec.nodes, gpus=spec.gpus,
         )  # fmt: skip
         return _with_part(
-            replace(result, message=stop_message(info), fail_fast=info),
+            replace(result, message=stop_message(info), fail_fast=info, repeat_stats={}),
             stop.phase,
             as_stopped(_part(result, stop.phase), through),
         )
