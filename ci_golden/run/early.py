@@ -227,6 +227,8 @@ def describe_failure(m: MetricResult) -> str:
 
 def fmt_saved(info: FailFast) -> str:
     if info.gpus == 0:
+        if info.seconds_saved < 1:
+            return "saved less than a second of run time"
         return f"saved about {fmt_duration(info.seconds_saved)} of run time"
     hours = info.gpu_hours_saved
     return (

@@ -69,7 +69,8 @@ def render_status(status: Status) -> str:
 
 
 class Display:
-    """Progress lines on ``stream``: live (redrawn in place) or plain (every ``every`` s).
+    """Progress lines on ``stream``: live (redrawn in place) or plain (one every ``every`` s,
+    the first after ``every`` s).
 
     :meth:`wrap` gives a sink for the training log that keeps the live line below it.
     """
@@ -92,7 +93,8 @@ class Display:
         self.clock = clock
         self._lock = threading.Lock()
         self._line = ""
-        self._last: float | None = None
+        # a CI log's first line comes after ``every`` seconds: short jobs print none
+        self._last: float | None = None if live else clock()
 
     def update(self, status: Status) -> None:
         now = self.clock()
@@ -135,4 +137,3 @@ class Display:
                 self.stream.write(_CLEAR)
                 self.stream.flush()
             self._line = ""
-            self._last = None

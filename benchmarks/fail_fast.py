@@ -1,0 +1,130 @@
+"""Benchmark: fail-fast with the demo trainer (test_cases/demo/trainer.py).
+
+A project with one case of ``--steps`` steps is made in a temporary folder; a first run gives
+its golden. Then, in turns within the same process (machines here are noisy):
+
+- a regression at 10% of the steps (the golden's lm loss moved by 8% from there on): the time
+  to the verdict with fail-fast, against the time of the same job trained to the end;
+- a passing run: the job's time while its metrics are followed and judged, against the same
+  job with nothing following it.
+
+    python benchmarks/fail_fast.py [--steps N] [--rounds N]
+
+Targets: time to the verdict at most 15% of the full run's; following adds at most 2%.
+Each figure is the median of the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from ci_golden.goldens.discover import discover
+from ci_golden.project.config import load_config
+from ci_golden.run.execute import case_job, execute, spec_for
+
+REPO = Path(__file__).resolve().parents[1]
+
+CONFIG = """\
+test_cases: cases
+platforms:
+  cpu: {gpu: null, gpus_per_node: 0, opt_in: true}
+environments:
+  dev: {platforms: [cpu]}
+"""
+
+
+def make_project(root: Path, steps: int) -> None:
+    (root / "cases" / "bench").mkdir(parents=True)
+    (root / "ci_golden.yaml").write_text(CONFIG)
+    (root / "cases" / "bench" / "model_config.yaml").write_text(
+        textwrap.dedent(f"""\
+            ENV_VARS: {{OMP_NUM_THREADS: 1}}
+            MODEL_ARGS:
+              --train-iters: {steps}
+              --seed: 1234
+              --log-interval: 1
+              --log-num-zeros-in-grad: true
+              --log-jsonl: ${{OUTPUT_PATH}}/metrics.jsonl
+            METRICS: [lm loss, num-zeros]
+            CI_GOLDEN:
+              platforms: [cpu]
+              command: [python, {REPO / "test_cases" / "demo" / "trainer.py"}]
+              time_limit: 3600
+            """)
+    )
+
+
+def run_job(root: Path, out: str, *, fail_fast: bool) -> tuple[float, str, int | None]:
+    """(wall seconds, verdict, step the run was stopped at) of one job."""
+    config = load_config(root / "ci_golden.yaml")
+    suite = discover(config)
+    case = suite.case("bench")
+    spec = spec_for(case, case_job(case, config, "dev", "cpu"), config, root / out,
+                    fail_fast=fail_fast)  # fmt: skip
+    t0 = time.perf_counter()
+    result = execute(spec, config, check_gpu=False)
+    seconds = time.perf_counter() - t0
+    stopped = result.fail_fast.aborted_at_step if result.fail_fast else None
+    return seconds, result.verdict, stopped
+
+
+def set_golden(root: Path, golden: dict[str, object], regression_from: int | None) -> None:
+    data = json.loads(json.dumps(golden))
+    if regression_from is not None:
+        values = data["lm loss"]["values"]
+        for step, value in values.items():
+            if int(step) >= regression_from and value != "nan":
+                values[step] = value * 1.08
+    path = root / "cases" / "bench" / "golden_values_dev_cpu.json"
+    path.write_text(json.dumps(data))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        make_project(root, args.steps)
+        run_job(root, "first", fail_fast=False)
+        golden = json.loads((root / "first" / "golden_values_dev_cpu.json").read_text())
+        regression = args.steps // 10
+        verdict_s, full_s, followed_s, plain_s, stops = [], [], [], [], []
+        for k in range(args.rounds):
+            set_golden(root, golden, regression)
+            seconds, verdict, stopped = run_job(root, f"early{k}", fail_fast=True)
+            assert verdict == "fail" and stopped is not None, (verdict, stopped)
+            verdict_s.append(seconds)
+            stops.append(stopped)
+            seconds, verdict, _ = run_job(root, f"full{k}", fail_fast=False)
+            assert verdict == "fail", verdict
+            full_s.append(seconds)
+            set_golden(root, golden, None)
+            order = [(True, followed_s), (False, plain_s)]
+            for follow, into in order if k % 2 == 0 else order[::-1]:
+                seconds, verdict, stopped = run_job(root, f"pass{k}{follow}", fail_fast=follow)
+                assert verdict == "pass" and stopped is None, (verdict, stopped)
+                into.append(seconds)
+    med = statistics.median
+    to_verdict = med(verdict_s) / med(full_s)
+    overhead = med(followed_s) / med(plain_s) - 1
+    print(f"demo trainer, {args.steps} steps, regression from step {regression}, "
+          f"{args.rounds} rounds (medians)")  # fmt: skip
+    print(f"  stopped at steps {', '.join(map(str, stops))}")
+    print(f"  time to verdict {med(verdict_s):.2f} s / full run {med(full_s):.2f} s = "
+          f"{to_verdict:.3f} (target <= 0.15)")  # fmt: skip
+    print(f"  passing run followed {med(followed_s):.2f} s / not followed {med(plain_s):.2f} s: "
+          f"{overhead:+.1%} (target <= +2%)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
