@@ -14,6 +14,8 @@ import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ci_golden.errors import InputError
 from ci_golden.goldens.model import GoldenValues, MetricSeries
 from ci_golden.run.tfevents import EVENT_GLOB, merge_first, read_event_file, read_event_folder
@@ -222,10 +224,13 @@ def sample(
         steps = sampled_steps(first, interval, last)
         if not steps:
             continue
-        by_step: dict[int, float | None] = {k: values.get(k) for k in steps}
-        out[name] = MetricSeries.from_mapping(
-            name, by_step, step_interval=max(interval, 1), value_precision="full"
-        )
+        get = values.get
+        data = np.fromiter((get(k, math.nan) for k in steps), dtype=np.float64, count=len(steps))
+        data[~np.isfinite(data)] = np.nan  # a step without a finite value is "nan"
+        out[name] = MetricSeries.from_arrays(
+            name, np.array(steps, dtype=np.int64), data, start_step=steps[0], end_step=steps[-1],
+            step_interval=max(interval, 1), value_precision="full",
+        )  # fmt: skip
     return GoldenValues(layout="current", metrics=out)
 
 
