@@ -16,9 +16,10 @@ from dataclasses import dataclass, replace
 
 from ci_golden.compare.bound import Judge, as_stopped, best_case, followable, outlook, upto
 from ci_golden.compare.engine import compare_job
+from ci_golden.compare.policy import is_gated, policy_for
 from ci_golden.compare.result import CaseResult, FailFast, MetricResult
 from ci_golden.run.collect import Collected, metrics_source
-from ci_golden.run.follow import Decision, Follower, Status, frontier, newest_step
+from ci_golden.run.follow import Decision, Follower, Reader, Status
 from ci_golden.run.progress import fmt_duration, fmt_signed_pct
 
 if t.TYPE_CHECKING:
@@ -65,18 +66,30 @@ class Watch:
         self.confirmed: MetricResult | None = None  # the failure, on the complete read
         self.problems: list[str] = []
 
+    def deciding(self) -> tuple[str, ...]:
+        """The metrics that decide the verdict: the gated ones, as the engine tells them."""
+        policies, gated = self.kw["policies"], self.kw["gated"]
+        names = dict.fromkeys([*(self.golden.metrics if self.golden else ()), *gated])
+        return tuple(n for n in names if is_gated(n, policy_for(policies, n), gated))
+
     def judge_of(
-        self, phase: Phase, collected: t.Mapping[Key, Collected], resume_step: int | None
+        self,
+        phase: Phase,
+        collected: t.Mapping[Key, Collected],
+        resume_step: int | None,
+        only: t.Collection[str] | None = None,
     ) -> tuple[GoldenValues, Judge] | None:
         """What ``phase``'s values are compared with, and the comparison the job's result makes
-        of them; None when the phase is not compared on its own or not step by step."""
+        of them; None when the phase is not compared on its own or not step by step. ``only``
+        leaves the other metrics out (each metric is compared on its own: same verdicts)."""
         golden, job, kw = self.golden, self.spec.job, self.kw
         if golden is None or not followable(golden):
             return None
+        golden = _only(golden, only)
         if phase.number == 1:
             return golden, lambda v: compare_job(job, golden, v, **kw).metrics
         if (phase.repeat, phase.number) == (1, 2) and self.plan.test_type == "ckpt-resume":
-            first = self.to_values(collected[(1, 1)])
+            first = _only(self.to_values(collected[(1, 1)]), only)
 
             def resumed(v: GoldenValues) -> t.Mapping[str, MetricResult]:
                 r = compare_job(job, golden, first, resumed=v, resume_step=resume_step, **kw)
@@ -88,12 +101,19 @@ class Watch:
     def follower(
         self, phase: Phase, collected: t.Mapping[Key, Collected], resume_step: int | None
     ) -> Follower:
-        """The follower of ``phase``; it judges only when fail-fast is on."""
-        target = self.judge_of(phase, collected, resume_step) if self.spec.fail_fast else None
+        """The follower of ``phase``; it judges only when fail-fast is on, and only the metrics
+        that decide (the cost of a judgement grows with the run: it is made less often)."""
+        names = self.deciding()
+        target = (
+            self.judge_of(phase, collected, resume_step, only=names)
+            if self.spec.fail_fast
+            else None
+        )
 
         def assess(c: Collected, through: int) -> t.Any:
             assert target is not None
-            return outlook(target[1], self.to_values(c), target[0], through)
+            deciding = Collected({n: v for n, v in c.series.items() if n in names}, c.train_iters)
+            return outlook(target[1], self.to_values(deciding), target[0], through)
 
         return Follower(
             phase.label, phase.dir, phase.tensorboard, phase.log, metrics=self.metrics,
@@ -129,10 +149,11 @@ class Watch:
         assert self.stop is not None
         phase = self.stop.phase
         key = (phase.repeat, phase.number)
-        series = collected[key].series
         kind = metrics_source(phase.dir, phase.tensorboard, phase.log) or "log"
-        through = frontier(kind, series, self.metrics)
-        last = newest_step(series, self.metrics)
+        reader = Reader(kind, phase.dir, phase.tensorboard, phase.log)
+        reader.update()  # the whole source, read as the follower reads it: the same steps final
+        through = reader.frontier(self.metrics)
+        last = reader.newest(self.metrics)
         through = self.stop.decision.outlook.through if through is None else through
         last = self.stop.decision.step if last is None else last
         out = dict(values)
@@ -185,6 +206,12 @@ class Watch:
                 steps -= steps // 2  # resumed from about the middle
             left += stop.startup + rate * steps
         return left
+
+
+def _only(values: GoldenValues, names: t.Collection[str] | None) -> GoldenValues:
+    if names is None:
+        return values
+    return replace(values, metrics={n: s for n, s in values.metrics.items() if n in names})
 
 
 def _part(result: CaseResult, phase: Phase) -> dict[str, MetricResult]:

@@ -137,21 +137,21 @@ class Reader:
     def collected(self) -> Collected:
         return Collected(self.series, self.train_iters)
 
+    def newest(self, metrics: t.Collection[str]) -> int | None:
+        """The newest step read: of an iteration line or a JSONL record; for events, the
+        newest step of the compared ``metrics`` (TensorBoard also logs tags per sample)."""
+        if self.kind != "tensorboard":
+            return self.last_step
+        names = [n for n in metrics if self.series.get(n)]
+        return max((max(self.series[n]) for n in names), default=None)
 
-def newest_step(series: Series, metrics: t.Collection[str]) -> int | None:
-    """The newest step any of ``metrics`` (all metrics when none of them is there) has."""
-    names = [n for n in metrics if series.get(n)] or [n for n in series if series[n]]
-    return max((max(series[n]) for n in names), default=None)
-
-
-def frontier(kind: SourceKind, series: Series, metrics: t.Collection[str]) -> int | None:
-    """The last step whose values are final: the newest one of a log (a line holds its whole
-    step), the one before the newest of events and JSONL (the newest may still be written).
-    Only the compared ``metrics`` count: TensorBoard also logs tags per sample, not per step."""
-    newest = newest_step(series, metrics)
-    if newest is None:
-        return None
-    return newest if kind == "log" else newest - 1
+    def frontier(self, metrics: t.Collection[str]) -> int | None:
+        """The last step whose values are final: the newest of a log (a line holds its whole
+        step), the one before the newest of events and JSONL (the newest may be incomplete)."""
+        newest = self.newest(metrics)
+        if newest is None:
+            return None
+        return newest if self.kind == "log" else newest - 1
 
 
 class Follower:
@@ -218,7 +218,7 @@ class Follower:
     def _run(self) -> None:
         phase_dir = self.paths[0]
         changes = watch(
-            phase_dir, watch_filter=None, debounce=int(self.min_interval * 1000), step=20,
+            phase_dir, watch_filter=None, debounce=int(self.min_interval * 1000), step=100,
             stop_event=self._closed, rust_timeout=int(self.poll * 1000), yield_on_timeout=True,
         )  # fmt: skip
         for _ in changes:
@@ -239,9 +239,8 @@ class Follower:
         reader = self._reader
         reader.update()
         now = time.monotonic()
-        newest = reader.last_step if kind != "tensorboard" else None
-        newest = newest or newest_step(reader.series, self.metrics)
-        through = frontier(kind, reader.series, self.metrics)
+        newest = reader.newest(self.metrics)
+        through = reader.frontier(self.metrics)
         if newest is not None and (self._newest is None or newest > self._newest[1]):
             self._newest = (now - self._start, newest)
             self.first = self.first or self._newest

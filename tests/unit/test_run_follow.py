@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from ci_golden.compare.policy import Policy
 from ci_golden.compare.result import MetricResult
 from ci_golden.run.collect import read_jsonl, read_megatron_log
-from ci_golden.run.follow import Follower, Reader, Status, frontier, worst_so_far
+from ci_golden.run.follow import Follower, Reader, Status, worst_so_far
 from ci_golden.run.progress import Display, render_status
 from ci_golden.run.tfevents import read_event_folder
 
@@ -102,13 +102,26 @@ def test_events_read_as_they_grow_equal_the_final_read(tmp_path_factory: pytest.
     assert reader.series == read_event_folder(tb)[0]
 
 
-def test_the_newest_step_is_final_only_in_a_log() -> None:
-    series = {"lm loss": {1: 1.0, 2: 1.0, 3: 1.0}, "lm loss vs samples": {16: 1.0, 48: 1.0}}
-    assert frontier("log", series, ["lm loss"]) == 3
-    assert frontier("jsonl", series, ["lm loss"]) == 2
+def test_the_newest_step_is_final_only_in_a_log(tmp_path: Path) -> None:
+    log = tmp_path / "stdout.log"
+    # lm loss is not logged from step 3 on: the iteration lines still say how far training is
+    text = log_text(2) + b"".join(
+        LOG_LINE.format(step=s, total=5, samples=1, loss=1.0, zeros=1).replace("lm loss", "x")
+        .encode() for s in (3, 4, 5)
+    )  # fmt: skip
+    log.write_bytes(text)
+    reader = Reader("log", tmp_path, tmp_path / "tensorboard", log)
+    reader.update()
+    assert (reader.newest(["lm loss"]), reader.frontier(["lm loss"])) == (5, 5)
+    (tmp_path / "metrics.jsonl").write_bytes(jsonl_text(3))
+    jsonl = Reader("jsonl", tmp_path, tmp_path / "tensorboard", log)
+    jsonl.update()
+    assert (jsonl.newest(["lm loss"]), jsonl.frontier(["lm loss"])) == (3, 2)
+    events = Reader("tensorboard", tmp_path, tmp_path / "tensorboard", log)
+    assert events.frontier(["lm loss"]) is None
     # tags per sample are not steps: only the compared metrics count
-    assert frontier("tensorboard", series, ["lm loss", "num-zeros"]) == 2
-    assert frontier("tensorboard", {}, ["lm loss"]) is None
+    events.series = {"lm loss": {1: 1.0, 2: 1.0, 3: 1.0}, "lm loss vs samples": {16: 1.0, 48: 1.0}}
+    assert (events.newest(["lm loss", "num-zeros"]), events.frontier(["lm loss"])) == (3, 2)
 
 
 def metric(name: str, verdict: str, n_failed: int, budget: int | None, rel: float) -> MetricResult:
