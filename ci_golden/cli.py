@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("compare", "compare actual metric values with a golden file"),
     "report": (
         "report",
-        "aggregate job results into one Markdown, JUnit, JSON or step-summary report",
+        "aggregate job results into one Markdown, JUnit, JSON, step-summary or HTML report",
     ),
     "comment": ("comment", "post or update the one report comment on the pull/merge request"),
     "local": (

@@ -10,11 +10,11 @@ from ci_golden.compare.engine import (
     compare_job,
     dumps_result,
     exit_code,
-    log_interval,
     write_result,
 )
 from ci_golden.compare.policy import is_nondeterministic, load_policy_file, resolve_policies
 from ci_golden.goldens.discover import GoldenName, Job
+from ci_golden.goldens.migrate import legacy_step_scale
 from ci_golden.goldens.model import load_golden
 from ci_golden.report.aggregate import check_out_path
 from ci_golden.report.render import render_text
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     override = load_policy_file(Path(args.policy)) if args.policy else None
     policies, gated = resolve_policies(config, case, override)
     golden_path, actual_path = Path(args.golden), Path(args.actual)
-    interval = log_interval(case)
+    interval = legacy_step_scale(case.model_config if case else {})
     golden = load_golden(golden_path, log_interval=interval)
     actual = load_golden(actual_path, log_interval=interval)
     parsed = GoldenName.parse(golden_path.name)

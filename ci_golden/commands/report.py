@@ -15,6 +15,8 @@ from ci_golden.report.aggregate import (
     gather_results,
     run_url_from_env,
 )
+from ci_golden.report.curves import load_curves
+from ci_golden.report.html import safe_url
 from ci_golden.report.render import (
     MIN_CHARS,
     render_annotations,
@@ -31,7 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="result.json files, folders holding them, or report JSON",
     )
     parser.add_argument(
-        "--format", choices=("markdown", "junit", "json", "github-summary"), default="markdown"
+        "--format",
+        choices=("markdown", "junit", "json", "github-summary", "html"),
+        default="markdown",
+        help="html: one self-contained page with a chart of every metric, from each job's files",
     )
     parser.add_argument(
         "--out",
@@ -49,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--allow-drift", action="store_true", help="drift does not fail the report (exit 0)"
+    )
+    parser.add_argument(
+        "--html-url",
+        metavar="URL",
+        help="where the HTML report of these results can be opened (a CI artifact): linked "
+        "from the Markdown, kept in the JSON",
     )
     parser.add_argument(
         "--expect",
@@ -72,18 +83,21 @@ def run(args: argparse.Namespace) -> int:
                 "--format github-summary needs $GITHUB_STEP_SUMMARY (set by GitHub Actions) "
                 "or --out FILE"
             )
+    if args.html_url is not None and safe_url(args.html_url) is None:
+        raise UsageError(f"--html-url must be an http(s) address, got {args.html_url!r}")
     if target:
         check_out_path(Path(target))
-    results, notes = gather_results(
+    gathered = gather_results(
         [Path(p) for p in args.results], Path(args.expect) if args.expect else None
     )
     report = build_report(
-        results,
+        gathered.results,
         run_url=run_url_from_env(os.environ),
         sources=tuple(args.results),
         allow_drift=args.allow_drift,
         ci_run=ci_run_from_env(os.environ),
-        notes=notes,
+        notes=gathered.notes,
+        html_url=args.html_url,
     )
     code = exit_code(report.results, allow_drift=args.allow_drift)
     if args.format == "github-summary" and target:
@@ -98,7 +112,12 @@ def run(args: argparse.Namespace) -> int:
             f.write(text)
         sys.stdout.write(render_annotations(report))
         return code
-    text = render_report(report, args.format, max_chars=args.max_chars)
+    # the HTML charts read each job's full series from its files; golden paths in results
+    # are relative to the repository root, where CI makes the report
+    curves = (
+        load_curves(report.results, gathered.folders, Path.cwd()) if args.format == "html" else None
+    )
+    text = render_report(report, args.format, max_chars=args.max_chars, curves=curves)
     if target:
         atomic_write_text(Path(target), text)
     else:

@@ -10,8 +10,8 @@ from ci_golden.commands import load_suite
 from ci_golden.compare.result import RESULT_FILE, exit_code
 from ci_golden.errors import CiGoldenError, InputError, UsageError
 from ci_golden.plan.select import ENTRY_KEYS, job_id
-from ci_golden.run.execute import case_job, execute, plan, spec_for
-from ci_golden.run.launch import render_plan
+from ci_golden.run.execute import case_job, spec_for
+from ci_golden.run.executor import EXECUTORS, RunOptions, executor_for
 from ci_golden.run.progress import Display
 from ci_golden.run.runner import sigterm_as_interrupt
 
@@ -31,7 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="output folder (default: ci-golden-out/<job>)")
     parser.add_argument("--n-repeat", type=int, metavar="N")
     parser.add_argument(
-        "--dry-run", action="store_true", help="print the commands and environment, run nothing"
+        "--dry-run",
+        action="store_true",
+        help="print the commands and environment (and the sbatch command on Slurm), run nothing",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="run here (local) or submit to Slurm (default: the platform's executor)",
     )
     parser.add_argument("--skip-gpu-check", action="store_true")
     parser.add_argument("--allow-drift", action="store_true")
@@ -152,17 +159,26 @@ def _label(spec: JobSpec) -> str:
     return f"{spec.case.id} [{spec.environment}, {spec.platform}]"
 
 
+def _notify(line: str) -> None:
+    print(f"ci-golden run: {line}", file=sys.stderr, flush=True)
+
+
+def _options(args: argparse.Namespace, progress: Display | None = None) -> RunOptions:
+    return RunOptions(
+        check_gpu=not args.skip_gpu_check, grace=args.grace, keep_checkpoints=args.keep_checkpoints,
+        progress=progress.update if progress is not None else None,
+    )  # fmt: skip
+
+
 def run_spec(spec: JobSpec, config: Config, args: argparse.Namespace) -> int:
 
     sigterm_as_interrupt()
+    executor = executor_for(spec, config, args.executor, notify=_notify)
     display = Display(
         sys.stderr, live=sys.stderr.isatty(), prefix=f"ci-golden run: {_label(spec)} "
     )
     try:
-        result = execute(
-            spec, config, check_gpu=not args.skip_gpu_check, sink=display.wrap(_print),
-            grace=args.grace, keep_checkpoints=args.keep_checkpoints, progress=display.update,
-        )  # fmt: skip
+        result = executor.run(spec, config, _options(args, display), display.wrap(_print))
     finally:
         display.close()
     summary = f"ci-golden run: {result.job_id}: {result.verdict}"
@@ -178,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
     suite = load_suite(args)
     spec = job_spec(args, suite)
     if args.dry_run:
-        sys.stdout.write(render_plan(spec, plan(spec, suite.config)))
+        executor = executor_for(spec, suite.config, args.executor)
+        sys.stdout.write(executor.render(spec, suite.config, _options(args)))
         return 0
     return run_spec(spec, suite.config, args)

@@ -13,6 +13,7 @@ verdict is the same for every possible rest of the run:
 - a ``median`` policy: the median is monotone in every value, so when the run fails with every
   later value at the lowest extreme and again at the highest, with the statistic on the same
   side of the golden's both times (or not moved at all), every continuation fails.
+- a metric whose reference has no step after ``through`` is final as it is.
 
 Never on drift: only ``fail`` and ``missing`` decide.
 """
@@ -125,7 +126,11 @@ def outlook(judge: Judge, run: GoldenValues, reference: GoldenValues, through: i
     for m in metrics.values():
         if not m.gated or m.verdict not in DECIDING:
             continue
-        if m.policy.kind == "median":
+        ref = reference.metrics.get(m.name)
+        if ref is not None and (not len(ref.steps) or ref.steps[-1] <= through):
+            if m.policy.kind == "median" or m.first_failing_step is not None:
+                certain.append(m)  # no step of it is left to come: its verdict is final
+        elif m.policy.kind == "median":
             low = judge(best_case(run, reference, through, fill=-EXTREME)).get(m.name)
             high = judge(best_case(run, reference, through, fill=EXTREME)).get(m.name)
             if low is not None and high is not None and _same_side(low, high):

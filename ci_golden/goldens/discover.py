@@ -299,8 +299,7 @@ class TestCase:
     @property
     def metrics(self) -> tuple[str, ...] | None:
         """The case's METRICS list (the gated metrics), or None when it names none."""
-        value = self.model_config.get("METRICS")
-        return tuple(value) if isinstance(value, list) else None
+        return metrics_of(self.model_config)
 
     def golden_for(self, environment: str, platform: str) -> Path | None:
         """Resolve the golden of a job: exact, then environment-wide, then generic."""
@@ -583,3 +582,17 @@ def _real_quick_ratio(a: str, b: str) -> float:
     """``difflib.SequenceMatcher(None, a, b).real_quick_ratio()``: an upper bound of ratio()."""
     total = len(a) + len(b)
     return 2.0 * min(len(a), len(b)) / total if total else 1.0
+
+
+def metrics_of(model_config: t.Mapping[str, t.Any]) -> tuple[str, ...] | None:
+    """The gated metrics a model_config names: its METRICS list, else None (the defaults).
+
+    An inference case whose ``METRICS:`` is left empty (null) checks nothing, as Megatron-LM's
+    inference test does.
+    """
+    value = model_config.get("METRICS")
+    if isinstance(value, list):
+        return tuple(value)
+    if value is None and "METRICS" in model_config and model_config.get("MODE") == "inference":
+        return ()
+    return None

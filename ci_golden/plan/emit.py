@@ -153,13 +153,19 @@ def timeout_minutes(job: MatrixJob) -> int:
 
 
 EXPECT_FILE = "ci-golden-expect.json"
+# where GitLab serves the HTML report once the report job's artifacts are kept
+HTML_LINK = '${CI_JOB_URL:+--html-url "$CI_JOB_URL/artifacts/file/report.html"}'
 REPORT_SCRIPT = (
     "status=0",
+    f"ci-golden report {OUT_DIR} --expect {EXPECT_FILE} --format html --out report.html || true",
     (
         f"ci-golden report {OUT_DIR} --expect {EXPECT_FILE} --format markdown --out report.md"
-        " || status=$?"
+        f" {HTML_LINK} || status=$?"
     ),
-    f"ci-golden report {OUT_DIR} --expect {EXPECT_FILE} --format json --out report.json || true",
+    (
+        f"ci-golden report {OUT_DIR} --expect {EXPECT_FILE} --format json --out report.json"
+        f" {HTML_LINK} || true"
+    ),
     f"ci-golden report {OUT_DIR} --expect {EXPECT_FILE} --format junit --out report.xml || true",
     # merge-request variables reach a child pipeline only when the trigger job forwards them
     'mr="${CI_MERGE_REQUEST_IID:-${CI_GOLDEN_MR_IID:-}}"',
@@ -280,7 +286,8 @@ def render_gitlab(
                 "name": "ci-golden-report",
                 "when": "always",
                 "expire_in": "30 days",
-                "paths": ["report.md", "report.json", "report.xml"],
+                "expose_as": "ci-golden report",  # a link in the merge request
+                "paths": ["report.html", "report.md", "report.json", "report.xml"],
                 "reports": {"junit": "report.xml"},
             },
         }

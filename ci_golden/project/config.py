@@ -55,6 +55,23 @@ DEFAULTS: dict[str, t.Any] = {
 }
 
 
+Executor = t.Literal["local", "slurm"]
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """How a platform's jobs are submitted to Slurm (``platforms.<name>.slurm``)."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    extra: tuple[str, ...] = ()  # more sbatch arguments
+    container_image: str | None = None  # pyxis/enroot: every training step runs in it
+    container_mounts: tuple[str, ...] = ()
+    queue_timeout: int = 600  # seconds a job may wait in the queue
+    poll_interval: float = 5.0  # seconds between squeue polls
+
+
 @dataclass(frozen=True)
 class Platform:
     name: str
@@ -63,6 +80,8 @@ class Platform:
     runs_on: tuple[str, ...]
     tags: tuple[str, ...]
     opt_in: bool = False
+    executor: Executor = "local"
+    slurm: SlurmSettings | None = None  # set when executor is slurm
 
 
 @dataclass(frozen=True)
@@ -192,6 +211,24 @@ def _labels(value: t.Any) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
 
+def _slurm(platform: dict[str, t.Any], pname: str, name: str) -> SlurmSettings | None:
+    """The platform's Slurm settings; a ``slurm:`` mapping on a local platform is an error, since
+    it would be silently ignored."""
+    block = platform.get("slurm")
+    if platform.get("executor", "local") != "slurm":
+        if block is not None:
+            raise ConfigError(
+                name,
+                "a slurm: mapping needs executor: slurm (it would be ignored otherwise)",
+                f"$.platforms.{pname}",
+            )
+        return None
+    block = dict(block or {})
+    for key in ("extra", "container_mounts"):
+        block[key] = tuple(block.get(key, ()))
+    return SlurmSettings(**block)
+
+
 def _build(data: dict[str, t.Any], path: Path | None, cwd: Path, test_cases: Path | None) -> Config:
     name = str(path) if path else "<built-in config>"
     root = path.parent if path else cwd
@@ -203,6 +240,8 @@ def _build(data: dict[str, t.Any], path: Path | None, cwd: Path, test_cases: Pat
             runs_on=_labels(p.get("github", {}).get("runs-on")),
             tags=_labels(p.get("gitlab", {}).get("tags")),
             opt_in=bool(p.get("opt_in", False)),
+            executor=p.get("executor", "local"),
+            slurm=_slurm(p, pname, name),
         )
         for pname, p in data["platforms"].items()
     }

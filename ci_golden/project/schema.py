@@ -86,6 +86,11 @@ def first_error(name: str, instance: t.Any) -> tuple[str, str] | None:
         unknown = [k for k in err.instance if k not in props]
         if unknown:
             message = f"unknown key {unknown[0]!r}{did_you_mean(unknown[0], props)}"
+    elif err.validator == "enum" and isinstance(err.instance, str):
+        choices = [c for c in t.cast("list[t.Any]", err.validator_value) if isinstance(c, str)]
+        close = difflib.get_close_matches(err.instance, choices, n=1, cutoff=0.6)
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
     return message, json_pointer(err.absolute_path)
 
 

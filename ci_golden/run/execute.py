@@ -135,6 +135,7 @@ def plan(spec: JobSpec, config: Config) -> RunPlan:
         n_repeat=spec.n_repeat,
         nodes=spec.nodes,
         gpus=spec.gpus,
+        slurm=config.platform(spec.platform).slurm,
     )
 
 

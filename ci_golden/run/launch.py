@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ci_golden.errors import InputError, RunnerError
 from ci_golden.goldens.discover import TestCase
+from ci_golden.project.config import SlurmSettings
 
 if t.TYPE_CHECKING:
     from ci_golden.run.spec import JobSpec
@@ -147,12 +148,36 @@ def repeat_dir(out: Path, repeat: int) -> Path:
     return out / "run" if repeat == 1 else out / "run" / f"repeat-{repeat}"
 
 
-def _program(case: TestCase, nodes: int, gpus: int, environ: t.Mapping[str, str]) -> list[str]:
+def srun_step(nodes: int, slurm: SlurmSettings, cwd: Path, out: Path) -> list[str]:
+    """The ``srun`` that starts a phase inside a Slurm allocation: one task per node (the launcher
+    starts the processes of the node's GPUs), in the platform's container when it has one, with
+    the project and the output folder mounted at the same paths."""
+    argv = ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
+    if slurm.container_image:
+        folders = [cwd] if out.is_relative_to(cwd) else [cwd, out]
+        mounts = dict.fromkeys([*(f"{p}:{p}" for p in folders), *slurm.container_mounts])
+        argv += [
+            f"--container-image={slurm.container_image}",
+            f"--container-mounts={','.join(mounts)}",
+            f"--container-workdir={cwd}",
+        ]
+    return argv
+
+
+def _program(
+    case: TestCase,
+    nodes: int,
+    gpus: int,
+    environ: t.Mapping[str, str],
+    slurm: SlurmSettings | None = None,
+) -> list[str]:
     settings = case.settings
     source = str(case.config_path)
     if settings.command:
         first, *rest = settings.command
-        return [sys.executable if first in ("python", "python3") else first, *rest]
+        if first in ("python", "python3") and not (slurm and slurm.container_image):
+            first = sys.executable  # a container has its own python
+        return [first, *rest]
     script = settings.script or DEFAULT_SCRIPTS.get(case.id.split("/", 1)[0])
     if script is None:
         raise InputError(
@@ -176,8 +201,10 @@ def _program(case: TestCase, nodes: int, gpus: int, environ: t.Mapping[str, str]
             f"a {nodes}-node job needs MASTER_ADDR "
             "(the first node of the Slurm allocation) in the environment"
         )
-    return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
-            launcher, "--nproc_per_node", nproc, "--nnodes", str(nodes),
+    srun = (
+        [] if slurm else ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
+    )
+    return [*srun, launcher, "--nproc_per_node", nproc, "--nnodes", str(nodes),
             "--rdzv_backend", "c10d", "--rdzv_endpoint", f"{addr}:{port}", script]  # fmt: skip
 
 
@@ -195,8 +222,13 @@ def plan_run(
     nodes: int = 1,
     gpus: int = 0,
     environ: t.Mapping[str, str] | None = None,
+    slurm: SlurmSettings | None = None,
 ) -> RunPlan:
-    """The phases of every repeat of a case, with their folders, argv and environment."""
+    """The phases of every repeat of a case, with their folders, argv and environment.
+
+    With ``slurm`` (a platform whose jobs run in a Slurm allocation) every phase starts through
+    :func:`srun_step`.
+    """
     environ = os.environ if environ is None else environ
     mc = case.model_config
     source = str(case.config_path)
@@ -209,7 +241,9 @@ def plan_run(
         )
         return RunPlan(test_type, (), n_repeat, iters, unsupported=why)
     out = out.resolve()
-    program = _program(case, nodes, gpus, environ)
+    program = _program(case, nodes, gpus, environ, slurm)
+    if slurm is not None:
+        program = srun_step(nodes, slurm, cwd, out) + program
     phases = []
     for repeat in range(1, n_repeat + 1):
         base = repeat_dir(out, repeat)

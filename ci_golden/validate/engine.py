@@ -29,6 +29,7 @@ from ci_golden.goldens.discover import (
     unreferenced_goldens,
 )
 from ci_golden.goldens.model import GoldenFormatError, detect_layout, read_json
+from ci_golden.goldens.nondeterminism import nondeterminism_ignored
 from ci_golden.project.config import Config
 from ci_golden.project.schema import did_you_mean, json_pointer
 from ci_golden.project.yamlio import DuplicateKeyError, Repeat, load_yaml
@@ -122,6 +123,16 @@ def _load_model_config(path: Path) -> tuple[dict[str, t.Any] | None, list[Findin
             finding("CG141", str(path), f"must be a mapping, got {type(data).__name__}", "$", 1),
             *notes,
         ]
+    notes += [
+        finding(
+            "CG148",
+            str(path),
+            f"ENV_VARS.{var} is {data['ENV_VARS'][var]!r}: only 1 makes a case nondeterministic "
+            "(as in Megatron-LM's run_ci_test.sh), so the exact check runs; write 1",
+            f"$.ENV_VARS.{var}",
+        )
+        for var in nondeterminism_ignored(data)
+    ]
     if model_config_ok(data):
         return data, notes
     keys = non_string_keys(data)

@@ -69,6 +69,10 @@ CODES: dict[str, tuple[Severity, str]] = {
     "CG145": ("warning", "a job the case asks for has no golden yet (the first run proposes one)"),
     "CG146": ("error", "model_config.yaml gives a key twice with different values"),
     "CG147": ("warning", "model_config.yaml gives a key twice with the same value"),
+    "CG148": (
+        "warning",
+        "a nondeterminism switch in ENV_VARS is not 1 (true, yes): the exact check still runs",
+    ),
     # the tree
     "CG150": (
         "error",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -150,7 +151,15 @@ def test_generate_then_child_pipeline_passes_and_fails_on_a_broken_golden(projec
         for case in ("ckpt_resume", "nondeterministic", "regular")
         for env in ("dev", "lts")
     }
-    assert (project / "report.md").read_text().splitlines()[0] == "<!-- ci-golden:verdict=pass -->"
+    markdown = (project / "report.md").read_text().splitlines()
+    assert markdown[0] == "<!-- ci-golden:verdict=pass -->"
+    # the comment links the HTML report where GitLab will serve it from the job's artifacts
+    assert re.fullmatch(
+        r"\*\*6 jobs\*\*: 6 pass · \[CI run\]\(\S+\) · \[HTML report with every curve\]"
+        r"\(https?://\S+/-/jobs/\d+/artifacts/file/report\.html\)",
+        markdown[3],
+    ), markdown[3]
+    assert "<title>ci-golden: pass (6 jobs)</title>" in (project / "report.html").read_text()
 
     golden = project / "test_cases/demo/regular/golden_values_dev_cpu.json"
     data = json.loads(golden.read_text())

@@ -46,7 +46,7 @@ def test_local_runs_the_bundled_cases_without_tensorboard(
     assert res.stdout == "".join(f"PASS      {job}\n" for job in DEMO_JOBS) + (
         "6 jobs: 6 pass\n"
         "verdict: pass\n"
-        f"reports: {out}/report.md, {out}/report.json, {out}/junit.xml\n"
+        f"reports: {out}/report.md, {out}/report.json, {out}/junit.xml, {out}/report.html\n"
         f"job folders: {out}/<job>/ (result.json, actual values, run logs)\n"
     )
     assert res.stderr.endswith(
@@ -56,6 +56,8 @@ def test_local_runs_the_bundled_cases_without_tensorboard(
     assert markdown.splitlines()[0] == "<!-- ci-golden:verdict=pass -->"
     report = json.loads((out / "report.json").read_text())
     assert [r["verdict"] for r in report["results"]] == ["pass"] * 6
+    page = (out / "report.html").read_text()
+    assert "<title>ci-golden: pass (6 jobs)</title>" in page
     suite = ET.parse(out / "junit.xml").getroot()
     assert (
         sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suite.iter("testsuite"))

@@ -241,7 +241,6 @@ def test_the_report_step_reports_a_planned_job_without_a_result(
     (work / "runner").mkdir()
     summary = work / "runner" / "summary.md"
     wf = _load(REPO / ".github/workflows/golden-tests.yml")
-    script = _step(wf["jobs"]["report"], "aggregate")["run"]
     env = {
         **os.environ,
         "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
@@ -249,11 +248,28 @@ def test_the_report_step_reports_a_planned_job_without_a_result(
         "GITHUB_STEP_SUMMARY": str(summary),
         "GITHUB_RUN_ID": "",
         "CI_PIPELINE_ID": "",
+        # what the upload step's artifact-url output gives
+        "HTML_URL": "https://github.com/o/r/actions/runs/7/artifacts/99",
     }
+    html = _step(wf["jobs"]["report"], "html report")["run"]
     proc = subprocess.run(
-        ["bash", "-e", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=120
+        ["bash", "-e", "-c", html], cwd=work, env=env, capture_output=True, text=True, timeout=120
     )
+    assert (proc.returncode, proc.stderr) == (0, "")
+    page = (work / "ci-golden-html" / "report.html").read_text()
+    assert "<title>ci-golden: error (2 jobs)</title>" in page
+    upload = _step(wf["jobs"]["report"], "upload the html report")
+    assert (upload["id"], upload["with"]["path"]) == ("html", "ci-golden-html/report.html")
+    aggregate = _step(wf["jobs"]["report"], "aggregate")
+    assert aggregate["env"] == {"HTML_URL": "${{ steps.html.outputs.artifact-url }}"}
+    proc = subprocess.run(
+        ["bash", "-e", "-c", aggregate["run"]], cwd=work, env=env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr
+    link = "[HTML report with every curve](https://github.com/o/r/actions/runs/7/artifacts/99)"
+    assert link in (work / "report.md").read_text().splitlines()[3]
+    assert json.loads((work / "report.json").read_text())["html_url"] == env["HTML_URL"]
     report = json.loads((work / "report.json").read_text())
     assert report["counts"] == {"error": 1, "pass": 1} and report["notes"] == []
     missing = report["results"][0]

@@ -521,10 +521,18 @@ def test_gitlab_child_pipeline_jobs(project: Path, cli: t.Callable[..., t.Any]) 
     assert "tags" not in doc["cpu_case dev cpu"]
     report = doc["ci-golden report"]
     assert report["when"] == "always" and report["stage"] == "report"
-    assert (
+    link = '${CI_JOB_URL:+--html-url "$CI_JOB_URL/artifacts/file/report.html"}'
+    assert report["script"][1:5] == [
+        "status=0",
+        "ci-golden report ci-golden-out --expect ci-golden-expect.json --format html"
+        " --out report.html || true",
+        "ci-golden report ci-golden-out --expect ci-golden-expect.json --format markdown"
+        f" --out report.md {link} || status=$?",
         "ci-golden report ci-golden-out --expect ci-golden-expect.json --format json"
-        " --out report.json || true" in report["script"]
-    )
+        f" --out report.json {link} || true",
+    ]
+    assert report["artifacts"]["expose_as"] == "ci-golden report"
+    assert report["artifacts"]["paths"] == ["report.html", "report.md", "report.json", "report.xml"]
 
 
 def test_gitlab_empty_pipeline_says_why(project: Path, cli: t.Callable[..., t.Any]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ci_golden.errors import ConfigError
-from ci_golden.project.config import DEFAULTS, find_config, load_config
+from ci_golden.project.config import DEFAULTS, SlurmSettings, find_config, load_config
 
 
 def test_built_in_defaults_fit_a_megatron_tree(tmp_path: Path) -> None:
@@ -95,6 +95,59 @@ def test_config_errors_exit_2_with_a_hint(
     assert first.startswith(f"ci-golden list: error: {tmp_path / 'ci_golden.yaml'}")
     assert first.endswith(message)
     assert "Traceback" not in res.stderr
+
+
+def test_slurm_platforms(tmp_path: Path) -> None:
+    (tmp_path / "ci_golden.yaml").write_text(
+        "platforms:\n"
+        "  dgx_h100: {gpu: H100, executor: slurm, slurm: {partition: batch, account: llm,\n"
+        "             qos: high, extra: [--exclusive], container_image: nvcr.io/x:1,\n"
+        "             container_mounts: [/data:/data], queue_timeout: 7200, poll_interval: 30}}\n"
+        "  dgx_a100: {gpu: A100, executor: slurm}\n"
+        "  local_a100: {gpu: A100, executor: local}\n"
+        "environments:\n  dev: {platforms: [dgx_h100, dgx_a100, local_a100]}\n"
+    )
+    platforms = load_config(cwd=tmp_path).platforms
+    assert (platforms["dgx_h100"].executor, platforms["dgx_h100"].slurm) == (
+        "slurm",
+        SlurmSettings(
+            partition="batch", account="llm", qos="high", extra=("--exclusive",),
+            container_image="nvcr.io/x:1", container_mounts=("/data:/data",),
+            queue_timeout=7200, poll_interval=30,
+        ),
+    )  # fmt: skip
+    assert (platforms["dgx_a100"].executor, platforms["dgx_a100"].slurm) == (
+        "slurm",
+        SlurmSettings(queue_timeout=600, poll_interval=5.0),
+    )
+    assert (platforms["local_a100"].executor, platforms["local_a100"].slurm) == ("local", None)
+    assert load_config(cwd=tmp_path / "none").platforms["dgx_h100"].executor == "local"
+
+
+@pytest.mark.parametrize(
+    ("platform", "where", "message"),
+    [
+        ("{gpu: A100, executor: slrum}", "$.platforms.x.executor",
+         "'slrum' is not one of ['local', 'slurm'] (did you mean 'slurm'?)"),
+        ("{gpu: A100, executor: slurm, slurm: {partion: batch}}", "$.platforms.x.slurm",
+         "unknown key 'partion' (did you mean 'partition'?)"),
+        ("{gpu: A100, executor: slurm, slurm: {queue_timeout: 0}}",
+         "$.platforms.x.slurm.queue_timeout", "0 is less than the minimum of 1"),
+        ("{gpu: A100, executor: slurm, slurm: {extra: --exclusive}}", "$.platforms.x.slurm.extra",
+         "'--exclusive' is not of type 'array'"),
+        ("{gpu: A100, slurm: {partition: batch}}", "$.platforms.x",
+         "a slurm: mapping needs executor: slurm (it would be ignored otherwise)"),
+    ],
+)  # fmt: skip
+def test_slurm_settings_errors(
+    tmp_path: Path, cli: t.Callable[..., t.Any], platform: str, where: str, message: str
+) -> None:
+    config = tmp_path / "ci_golden.yaml"
+    config.write_text(f"platforms:\n  x: {platform}\nenvironments:\n  dev: {{platforms: [x]}}\n")
+    res = cli("list", cwd=tmp_path)
+    assert (res.returncode, res.stdout, res.stderr) == (
+        2, "", f"ci-golden list: error: {config}::{where}: {message}\n"
+    )  # fmt: skip
 
 
 def test_config_option_before_and_after_the_command(
