@@ -140,15 +140,23 @@ def parse_jsonl_line(line: str, series: Series, name: str, number: int) -> int |
 
 def read_jsonl(path: Path) -> Collected:
     """One JSON object per line with a ``step`` (or ``iteration``) and metric values (see
-    :func:`parse_jsonl_line`).
+    :func:`parse_jsonl_line`). A last line that is neither ended nor JSON was cut short (the run
+    was stopped while writing it): it is left out, with a note.
     """
     series: Series = {}
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(str(path), f"cannot read file: {e}") from e
+    lines = text.splitlines()
     for number, line in enumerate(lines, 1):
-        parse_jsonl_line(line, series, str(path), number)
+        try:
+            parse_jsonl_line(line, series, str(path), number)
+        except InputError:
+            if number < len(lines) or text.endswith(("\n", "\r")):
+                raise
+            note = f"{path}: line {number} is cut short (the run stopped while writing it)"
+            return Collected(series, notes=(note,))
     return Collected(series)
 
 
