@@ -8,6 +8,7 @@ from pathlib import Path
 from ci_golden.compare.result import exit_code
 from ci_golden.errors import UsageError
 from ci_golden.project.files import atomic_write_text
+from ci_golden.project.redact import Redactor
 from ci_golden.report.aggregate import (
     build_report,
     check_out_path,
@@ -100,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         html_url=args.html_url,
     )
     code = exit_code(report.results, allow_drift=args.allow_drift)
+    # results come from jobs that ran pull request code: no secret of this job goes out
+    redact = Redactor.from_environ(os.environ)
     if args.format == "github-summary" and target:
         path = Path(target)
         text = render_step_summary(
@@ -109,15 +112,15 @@ def run(args: argparse.Namespace) -> int:
             name=str(path),
         )
         with path.open("a", encoding="utf-8") as f:
-            f.write(text)
-        sys.stdout.write(render_annotations(report))
+            f.write(redact(text))
+        sys.stdout.write(redact(render_annotations(report)))
         return code
     # the HTML charts read each job's full series from its files; golden paths in results
     # are relative to the repository root, where CI makes the report
     curves = (
         load_curves(report.results, gathered.folders, Path.cwd()) if args.format == "html" else None
     )
-    text = render_report(report, args.format, max_chars=args.max_chars, curves=curves)
+    text = redact(render_report(report, args.format, max_chars=args.max_chars, curves=curves))
     if target:
         atomic_write_text(Path(target), text)
     else:

@@ -10,6 +10,8 @@ from ci_golden.commands import load_suite
 from ci_golden.compare.result import RESULT_FILE, exit_code
 from ci_golden.errors import CiGoldenError, InputError, UsageError
 from ci_golden.plan.select import ENTRY_KEYS, job_id
+from ci_golden.project.schema import did_you_mean
+from ci_golden.report.render import render_text
 from ci_golden.run.execute import case_job, spec_for
 from ci_golden.run.executor import EXECUTORS, RunOptions, executor_for
 from ci_golden.run.progress import Display
@@ -24,8 +26,12 @@ if t.TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("case", nargs="?", help="case id (its folder below the test-case root)")
     parser.add_argument(
-        "--job", metavar="JSON", help="one matrix entry, as JSON (or a file holding it)"
+        "--job",
+        metavar="JSON",
+        help="one matrix entry, as JSON (or a file holding it); with --job-id, a matrix file "
+        '({"include": [...]}, as matrix --output writes it)',
     )
+    parser.add_argument("--job-id", metavar="ID", help="the entry of the --job matrix to run")
     parser.add_argument("--environment", metavar="E")
     parser.add_argument("--platform", metavar="P")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: ci-golden-out/<job>)")
@@ -65,9 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _job_entry(text: str) -> tuple[str, dict[str, t.Any]]:
-    """The matrix entry of ``--job`` and the name errors give (``--job``, or the file holding
-    it)."""
+def _job_entry(text: str, wanted: str | None = None) -> tuple[str, dict[str, t.Any]]:
+    """The matrix entry of ``--job`` (with ``wanted``, the entry of that id in the matrix of
+    ``--job``) and the name errors give (``--job``, or the file holding it)."""
 
     name = "--job"
     if not text.lstrip().startswith("{"):
@@ -82,6 +88,8 @@ def _job_entry(text: str) -> tuple[str, dict[str, t.Any]]:
         raise InputError(name, f"not JSON: {e.msg}", f"line {e.lineno} column {e.colno}") from e
     if not isinstance(entry, dict):
         raise InputError(name, "expected a JSON object (one matrix entry)", "$")
+    if wanted is not None:
+        entry = _entry_of(name, entry, wanted)
     for key in ("case", "environment", "platform"):
         if not isinstance(entry.get(key), str):
             raise InputError(name, f"missing or non-string {key!r}", f"$.{key}")
@@ -114,6 +122,21 @@ def _job_entry(text: str) -> tuple[str, dict[str, t.Any]]:
     return name, entry
 
 
+def _entry_of(name: str, matrix: dict[str, t.Any], wanted: str) -> dict[str, t.Any]:
+    """The entry whose id is ``wanted`` in a matrix ``{"include": [...]}``."""
+    entries = matrix.get("include")
+    if not isinstance(entries, list):
+        raise InputError(name, '--job-id needs a matrix: {"include": [...]}', "$.include")
+    ids = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise InputError(name, "expected a JSON object (one matrix entry)", f"$.include[{i}]")
+        if entry.get("id") == wanted:
+            return entry
+        ids.append(str(entry.get("id")))
+    raise InputError(name, f"no job {wanted!r} in the matrix{did_you_mean(wanted, ids)}", "$")
+
+
 def job_spec(args: argparse.Namespace, suite: Suite) -> JobSpec:
     """The job to run, from ``--job`` or from CASE ``--environment --platform``."""
 
@@ -122,10 +145,12 @@ def job_spec(args: argparse.Namespace, suite: Suite) -> JobSpec:
         raise UsageError(f"--n-repeat {args.n_repeat}: expected 1 to 100")
     name: str | None = None
     entry: dict[str, t.Any] = {}
+    if args.job_id is not None and not args.job:
+        raise UsageError("--job-id needs --job MATRIX_FILE")
     if args.job:
         if args.case or args.environment or args.platform:
             raise UsageError("give either --job or CASE --environment E --platform P, not both")
-        name, entry = _job_entry(args.job)
+        name, entry = _job_entry(args.job, args.job_id)
         case_id, environment, platform = entry["case"], entry["environment"], entry["platform"]
     else:
         if not (args.case and args.environment and args.platform):
@@ -185,6 +210,7 @@ def run_spec(spec: JobSpec, config: Config, args: argparse.Namespace) -> int:
     if result.message:
         summary += f": {result.message}"
     print(summary, file=sys.stderr)
+    sys.stdout.write(render_text(result, allow_drift=args.allow_drift))
     print(f"ci-golden run: result written to {spec.out / RESULT_FILE}", file=sys.stderr)
     return exit_code([result], allow_drift=args.allow_drift)
 

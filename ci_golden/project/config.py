@@ -11,14 +11,15 @@ from __future__ import annotations
 import copy
 import sys
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ci_golden.errors import ConfigError
-from ci_golden.project.schema import did_you_mean, first_error
+from ci_golden.project.schema import did_you_mean, first_error, json_pointer
 from ci_golden.project.yamlio import load_yaml
 
 CONFIG_FILE = "ci_golden.yaml"
+BASELINE_FILE = ".ci-golden-baseline.json"
 
 DEFAULTS: dict[str, t.Any] = {
     "test_cases": "tests/functional_tests/test_cases",
@@ -51,6 +52,10 @@ DEFAULTS: dict[str, t.Any] = {
     "gated_metrics": ["lm loss", "num-zeros"],
     "metrics": {},
     "global_paths": [],
+    "ignore_paths": ["docs/**", "**/*.md"],
+    "scope_aliases": {},
+    "validate": {},
+    "frozen_checkpoints": None,
     "defaults": {"n_repeat": 1, "time_limit": 3600, "nodes": 1, "fail_fast": True},
 }
 
@@ -93,6 +98,17 @@ class JobDefaults:
 
 
 @dataclass(frozen=True)
+class ValidateSettings:
+    """The ``validate:`` section: codes never reported, severities replaced, files whose
+    findings are left out (globs relative to the config's folder), and the baseline file."""
+
+    ignore: frozenset[str] = frozenset()
+    severity: t.Mapping[str, t.Literal["warning", "error"]] = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()
+    baseline: Path = Path(BASELINE_FILE)
+
+
+@dataclass(frozen=True)
 class Config:
     """The resolved project config. ``root`` is the folder paths are relative to."""
 
@@ -107,6 +123,10 @@ class Config:
     metrics: dict[str, dict[str, t.Any]]
     global_paths: tuple[str, ...]
     defaults: JobDefaults
+    ignore_paths: tuple[str, ...] = ()
+    scope_aliases: t.Mapping[str, str] = field(default_factory=dict)
+    validate: ValidateSettings = ValidateSettings()
+    frozen_checkpoints: Path | None = None  # CHECKPOINT_LOAD_PATH unless the runner sets it
 
     def platform(self, name: str) -> Platform:
         try:
@@ -116,6 +136,10 @@ class Config:
                 self.source or "<built-in config>",
                 f"unknown platform {name!r}{did_you_mean(name, self.platforms)}",
             ) from None
+
+    def scope(self, name: str) -> str:
+        """The scope ``name`` stands for (itself, or the scope it is an alias of)."""
+        return self.scope_aliases.get(name, name)
 
     def check_names(
         self,
@@ -130,7 +154,7 @@ class Config:
         elif kind == "environment":
             known = self.environments
         else:
-            known = self.scopes
+            known = {*self.scopes, *self.scope_aliases}
         for name in names:
             if name not in known:
                 raise ConfigError(where, f"unknown {kind} {name!r}{did_you_mean(name, known)}")
@@ -262,6 +286,28 @@ def _build(data: dict[str, t.Any], path: Path | None, cwd: Path, test_cases: Pat
             f"{did_you_mean(data['default_scope'], scopes)}",
             "$.default_scope",
         )
+    aliases = dict(data["scope_aliases"])
+    for alias, target in aliases.items():
+        if alias in scopes:
+            raise ConfigError(
+                name,
+                f"{alias!r} is a scope and an alias of {target!r}",
+                json_pointer(["scope_aliases", alias]),
+            )
+        if target not in scopes:
+            raise ConfigError(
+                name,
+                f"alias {alias!r} names scope {target!r}, which is not in scopes"
+                f"{did_you_mean(target, scopes)}",
+                json_pointer(["scope_aliases", alias]),
+            )
+    section = data["validate"]
+    validate = ValidateSettings(
+        ignore=frozenset(section.get("ignore", ())),
+        severity=dict(section.get("severity", {})),
+        exclude=tuple(section.get("exclude", ())),
+        baseline=root / section.get("baseline", BASELINE_FILE),
+    )
     defaults = {**DEFAULTS["defaults"], **data["defaults"]}
     root_cases = test_cases if test_cases is not None else root / data["test_cases"]
     return Config(
@@ -276,4 +322,10 @@ def _build(data: dict[str, t.Any], path: Path | None, cwd: Path, test_cases: Pat
         metrics=dict(data["metrics"]),
         global_paths=tuple(data["global_paths"]),
         defaults=JobDefaults(**defaults),
+        ignore_paths=tuple(data["ignore_paths"]),
+        scope_aliases=aliases,
+        validate=validate,
+        frozen_checkpoints=(
+            root / data["frozen_checkpoints"] if data["frozen_checkpoints"] else None
+        ),
     )

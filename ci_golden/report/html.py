@@ -37,6 +37,7 @@ if t.TYPE_CHECKING:
 
 ICONS: dict[str, str] = {
     "pass": "✔", "drift": "⚠", "fail": "✖", "missing": "?", "no-golden": "✚", "error": "‼",
+    "skipped": "»",
 }  # fmt: skip
 MAX_OPEN = 10  # failing jobs shown open when the page loads
 F8_VALUES = 250_000  # up to this many values, float64 (exact hover values); past it float32

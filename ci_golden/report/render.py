@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from ci_golden.compare.result import CaseResult, MetricResult, Verdict, dumps_json, failing_verdicts
 from ci_golden.errors import UsageError
+from ci_golden.project.markdown import CONTROL_CHARS, escape_md
 from ci_golden.report.aggregate import Report, worst_metric
 from ci_golden.report.html import render_html
 
@@ -35,24 +36,9 @@ DETAIL_VERDICTS = frozenset({"fail", "drift", "missing", "error"})
 REFRESH_VERDICTS = frozenset({"fail", "drift", "missing", "no-golden"})
 ICONS: dict[str, str] = {
     "pass": "✅", "drift": "⚠️", "fail": "❌", "missing": "❓", "no-golden": "🆕", "error": "💥",
+    "skipped": "⏭️",
 }  # fmt: skip
-_ENTITIES = {
-    "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "`": "&#96;",
-    "|": "&#124;", "\\": "&#92;", "*": "&#42;", "[": "&#91;", "]": "&#93;", "~": "&#126;",
-    "#": "&#35;", "!": "&#33;", "$": "&#36;", "{": "&#123;", "}": "&#125;",
-}  # fmt: skip
-_SPECIALS = re.compile(r"[&<>\"'`|\\*\[\]~#!${}]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
-CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
-_ZWSP = "\u200b"
 _XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def escape_md(text: object) -> str:
-    """Inert inline text for Markdown and HTML: entities for the special characters, control
-    characters and newlines as spaces, and a zero-width space after every ``@``."""
-    s = CONTROL_CHARS.sub(" ", str(text))
-    s = _SPECIALS.sub(lambda m: _ENTITIES.get(m.group(), "&#95;"), s)
-    return s.replace("@", "@" + _ZWSP)
 
 
 def fmt_num(value: float | None) -> str:
@@ -158,13 +144,18 @@ def mermaid_chart(
 
 def _metric_row(label: str, m: MetricResult) -> str:
     name = f"{label}: {m.name}" if label else m.name
+    first = str(m.first_failing_step) if m.first_failing_step is not None else "—"
+    failed = str(m.n_failed)
+    if m.verdict == "drift":  # nothing failed the tolerance: say what differs, and where first
+        failed += f" ({m.n_differ} differ exactly)" if m.n_differ is not None else ""
+        first += " (first difference)" if m.first_failing_step is not None else ""
     cells = [
         escape_md(name) + ("" if m.gated else " (info)"),
         _verdict(m.verdict),
         escape_md(m.policy.describe()),
         str(m.n_compared),
-        str(m.n_failed),
-        str(m.first_failing_step) if m.first_failing_step is not None else "—",
+        failed,
+        first,
         fmt_num(m.max_abs_diff),
         fmt_rel(m.max_rel_diff),
         escape_md(m.message or ""),
@@ -302,7 +293,9 @@ def render_markdown(report: Report, *, max_chars: int = DEFAULT_MAX_CHARS) -> st
     head += "\n\n" + "".join(f"> {escape_md(note)}\n\n" for note in report.notes)
     head += _stopped_note(report) + TABLE_HEAD
     rows = [_row(r) for r in report.results]
-    detail = [details_block(r) for r in report.results if r.verdict in DETAIL_VERDICTS]
+    detail = [
+        details_block(r) for r in report.results if r.verdict in DETAIL_VERDICTS | {"skipped"}
+    ]
     update = _update_section(report)
     note_room = 400
     budget = max_chars - len(head) - note_room
@@ -373,7 +366,7 @@ def _xml(text: object) -> str:
 def render_junit(report: Report) -> str:
     """JUnit XML: one testsuite per job, one testcase per gated metric (or one ``run`` case
     for a job without metrics). fail/missing are failures, error an error, drift a failure
-    unless drift is allowed, no-golden skipped."""
+    unless drift is allowed, no-golden and skipped skipped."""
     root = ET.Element("testsuites", name="ci-golden")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for r in report.results:
@@ -383,7 +376,7 @@ def render_junit(report: Report) -> str:
             for label, m in r.all_metrics()
             if m.gated
         ]
-        if not cases or r.verdict in ("error", "no-golden"):
+        if not cases or r.verdict in ("error", "no-golden", "skipped"):
             cases = [("run", r.verdict, r.message or r.verdict)] + (
                 cases if r.verdict == "error" else []
             )
@@ -404,7 +397,7 @@ def render_junit(report: Report) -> str:
             elif verdict in failing_verdicts(allow_drift=report.allow_drift):
                 ET.SubElement(tc, "failure", message=text, type=verdict).text = text
                 counts["failures"] += 1
-            elif verdict == "no-golden":
+            elif verdict in ("no-golden", "skipped"):
                 ET.SubElement(tc, "skipped", message=text)
                 counts["skipped"] += 1
             elif verdict == "drift":
@@ -435,7 +428,7 @@ def render_annotations(report: Report) -> str:
             continue
         level = (
             "notice"
-            if r.verdict == "no-golden"
+            if r.verdict in ("no-golden", "skipped")
             else "warning"
             if r.verdict == "drift" and report.allow_drift
             else "error"
@@ -443,7 +436,9 @@ def render_annotations(report: Report) -> str:
         m = worst_metric(r)
         what = (
             r.message
-            if r.verdict in ("error", "no-golden") or m is None or r.fail_fast is not None
+            if r.verdict in ("error", "no-golden", "skipped")
+            or m is None
+            or r.fail_fast is not None
             else f"{m.name}: {m.message}"
         )
         props = f"title={_gh_prop(f'ci-golden {r.verdict}')}"

@@ -1,11 +1,13 @@
 """Fail fast: each phase of a job followed while it runs, judged as the job's final comparison
 will judge it, and the result of a run stopped at its first certain failure.
 
-Which comparison judges a phase: phase 1 of every repeat against the golden; phase 2 of a
-ckpt-resume run against phase 1 after the resume step; other phases are followed for progress
-only. The result of a stopped run is the engine's comparison of its best case (the steps after
-the stop counted as equal to the reference: :mod:`ci_golden.compare.bound`), so the verdict and
-the first failing step are those the whole run would have had.
+Which comparison judges a phase: the phase whose TensorBoard folder a repeat's evaluation
+reads, against the golden; the resumed phase of repeat 1 of a resuming test type, against the
+first after the resume step. Other phases (release windows, a run expected to fail, inference,
+checkpoint consistency) are followed for progress only. The result of a stopped run is the
+engine's comparison of its best case (the steps after the stop counted as equal to the
+reference: :mod:`ci_golden.compare.bound`), so the verdict and the first failing step are
+those the whole run would have had.
 """
 
 from __future__ import annotations
@@ -20,14 +22,13 @@ from ci_golden.compare.policy import is_gated, policy_for
 from ci_golden.compare.result import CaseResult, FailFast, MetricResult
 from ci_golden.run.collect import Collected, metrics_source
 from ci_golden.run.follow import Decision, Follower, Reader, Status
+from ci_golden.run.phases import Phase
 from ci_golden.run.progress import fmt_duration, fmt_signed_pct
 
 if t.TYPE_CHECKING:
     from ci_golden.goldens.model import GoldenValues
-    from ci_golden.run.launch import Phase, RunPlan
+    from ci_golden.run.phases import Evaluation, RepeatPlan, RunPlan
     from ci_golden.run.spec import JobSpec
-
-Key = tuple[int, int]  # (repeat, phase number)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Stop:
     """A phase the follower stopped, what it was compared with, and how fast it ran."""
 
     phase: Phase
+    repeat: RepeatPlan
     reference: GoldenValues
     judge: Judge
     decision: Decision
@@ -42,14 +44,15 @@ class Stop:
 
 
 class Watch:
-    """Fail-fast for one job: :meth:`follower` for each phase, then :meth:`stopped_result`."""
+    """Fail-fast for one job: :meth:`follower` for each phase, then :meth:`best_values` and
+    :meth:`stopped_result` once one was stopped."""
 
     def __init__(
         self,
         spec: JobSpec,
         the_plan: RunPlan,
         golden: GoldenValues | None,
-        to_values: t.Callable[[Collected], GoldenValues],
+        to_values: t.Callable[[Collected, Evaluation], GoldenValues],
         compare_kw: t.Mapping[str, t.Any],
         *,
         metrics: t.Collection[str],
@@ -75,93 +78,91 @@ class Watch:
     def judge_of(
         self,
         phase: Phase,
-        collected: t.Mapping[Key, Collected],
-        resume_step: int | None,
+        rp: RepeatPlan,
+        first: GoldenValues | None,
         only: t.Collection[str] | None = None,
     ) -> tuple[GoldenValues, Judge] | None:
         """What ``phase``'s values are compared with, and the comparison the job's result makes
-        of them; None when the phase is not compared on its own or not step by step. ``only``
-        leaves the other metrics out (each metric is compared on its own: same verdicts)."""
-        golden, job, kw = self.golden, self.spec.job, self.kw
-        if golden is None or not followable(golden):
+        of them; None when the phase is not compared on its own or not step by step (release
+        windows, a run expected to fail, inference). ``first``: repeat 1's values, which its
+        resumed phase is compared with. ``only`` leaves the other metrics out (each metric is
+        compared on its own: the same verdicts)."""
+        golden, job, kw, ev = self.golden, self.spec.job, self.kw, rp.evaluation
+        if golden is None or not followable(golden) or ev.kind != "golden" or ev.until:
+            return None
+        if self.plan.kind.evaluation == "xpass" or ev.tolerate_failure:
             return None
         golden = _only(golden, only)
-        if phase.number == 1:
+        owner = next(
+            (s for s in rp.steps if isinstance(s, Phase) and s.tensorboard == phase.tensorboard),
+            None,
+        )
+        if owner != phase:
+            return None  # the phase the evaluation reads is the first one writing that folder
+        if phase.tensorboard == ev.first:
             return golden, lambda v: compare_job(job, golden, v, **kw).metrics
-        if (phase.repeat, phase.number) == (1, 2) and self.plan.test_type == "ckpt-resume":
-            first = _only(self.to_values(collected[(1, 1)]), only)
+        if phase.tensorboard == ev.second and rp.number == 1 and first is not None:
+            reference = _only(first, only)
+            step = ev.resume_step
 
             def resumed(v: GoldenValues) -> t.Mapping[str, MetricResult]:
-                r = compare_job(job, golden, first, resumed=v, resume_step=resume_step, **kw)
+                r = compare_job(job, golden, reference, resumed=v, resume_step=step, **kw)
                 return r.resume.metrics if r.resume is not None else {}
 
-            return first, resumed
+            return reference, resumed
         return None
 
-    def follower(
-        self, phase: Phase, collected: t.Mapping[Key, Collected], resume_step: int | None
-    ) -> Follower:
+    def follower(self, phase: Phase, rp: RepeatPlan, first: GoldenValues | None) -> Follower:
         """The follower of ``phase``; it judges only when fail-fast is on, and only the metrics
         that decide (the cost of a judgement grows with the run: it is made less often)."""
         names = self.deciding()
-        target = (
-            self.judge_of(phase, collected, resume_step, only=names)
-            if self.spec.fail_fast
-            else None
-        )
+        target = self.judge_of(phase, rp, first, only=names) if self.spec.fail_fast else None
+        ev = rp.evaluation
 
         def assess(c: Collected, through: int) -> t.Any:
             assert target is not None
             deciding = Collected({n: v for n, v in c.series.items() if n in names}, c.train_iters)
-            return outlook(target[1], self.to_values(deciding), target[0], through)
+            return outlook(target[1], self.to_values(deciding, ev), target[0], through)
 
         return Follower(
             phase.label, phase.dir, phase.tensorboard, phase.log, metrics=self.metrics,
-            assess=assess if target is not None else None, planned=self.plan.train_iters,
-            on_status=self.progress,
+            assess=assess if target is not None else None, planned=ev.train_iters,
+            on_status=self.progress, merge_all=ev.merge_all,
         )  # fmt: skip
 
     def ended(
         self,
         phase: Phase,
+        rp: RepeatPlan,
         follower: Follower,
         stopped: bool,
-        collected: t.Mapping[Key, Collected],
-        resume_step: int | None,
+        first: GoldenValues | None,
     ) -> bool:
         """Note how the followed ``phase`` ended; True when the follower stopped it."""
         if follower.problem:
             self.problems.append(follower.problem)
         if follower.decision is None or not stopped:
             return False
-        target = self.judge_of(phase, collected, resume_step)
+        target = self.judge_of(phase, rp, first)
         assert target is not None
         startup = follower.first[0] if follower.first else 0.0
-        self.stop = Stop(phase, target[0], target[1], follower.decision, startup)
+        self.stop = Stop(phase, rp, target[0], target[1], follower.decision, startup)
         return True
 
-    def stopped_values(
-        self, values: dict[Key, GoldenValues], collected: t.Mapping[Key, Collected]
-    ) -> tuple[dict[Key, GoldenValues], GoldenValues | None, int, int]:
-        """The values to compare once a phase was stopped (its best case), the real values of
-        repeat 1's first phase to write as the actual file, the step the values are final up
-        to, and the last step the stopped phase logged."""
+    def best_values(self, values: GoldenValues) -> tuple[GoldenValues, GoldenValues, int, int]:
+        """The stopped phase's ``values`` as compared (its best case), as written (the steps it
+        logged), the step they are final up to, and the last step it logged."""
         assert self.stop is not None
-        phase = self.stop.phase
-        key = (phase.repeat, phase.number)
+        phase, ev = self.stop.phase, self.stop.repeat.evaluation
         kind = metrics_source(phase.dir, phase.tensorboard, phase.log) or "log"
-        reader = Reader(kind, phase.dir, phase.tensorboard, phase.log)
+        reader = Reader(kind, phase.dir, phase.tensorboard, phase.log, merge_all=ev.merge_all)
         reader.update()  # the whole source, read as the follower reads it: the same steps final
         through = reader.frontier(self.metrics)
         last = reader.newest(self.metrics)
         through = self.stop.decision.outlook.through if through is None else through
         last = self.stop.decision.step if last is None else last
-        out = dict(values)
-        real = out.get((1, 1))
-        self.confirmed = outlook(self.stop.judge, out[key], self.stop.reference, through).certain
-        out[key] = best_case(out[key], self.stop.reference, through)
-        written = upto(real, last) if key == (1, 1) and real is not None else real
-        return out, written, through, last
+        self.confirmed = outlook(self.stop.judge, values, self.stop.reference, through).certain
+        return best_case(values, self.stop.reference, through), upto(values, last), through, last
 
     def stopped_result(
         self, result: CaseResult, through: int, last: int, deadline: float
@@ -180,30 +181,36 @@ class Watch:
             )
             return replace(result, verdict="error", message=message)
         seconds = min(self.seconds_left(last), max(deadline - time.monotonic(), 0.0))
-        reason = describe_failure(decided)
         info = FailFast(
-            aborted_at_step=last, steps_planned=self.plan.train_iters, phase=stop.phase.label,
-            metric=decided.name, step=decided.first_failing_step or through, reason=reason,
+            aborted_at_step=last, steps_planned=stop.repeat.evaluation.train_iters,
+            phase=stop.phase.label, metric=decided.name,
+            step=decided.first_failing_step or through, reason=describe_failure(decided),
             seconds_saved=seconds, nodes=spec.nodes, gpus=spec.gpus,
         )  # fmt: skip
+        resumed = stop.phase.tensorboard == stop.repeat.evaluation.second
         return _with_part(
-            replace(result, message=stop_message(info), fail_fast=info, repeat_stats={}),
-            stop.phase,
-            as_stopped(_part(result, stop.phase), through),
+            replace(
+                result,
+                message=stop_message(info, named=stop.phase != self.plan.phases[0]),
+                fail_fast=info,
+                repeat_stats={},
+            ),
+            stop.repeat.number,
+            resumed,
+            as_stopped(_part(result, stop.repeat.number, resumed), through),
         )
 
     def seconds_left(self, last: int) -> float:
         """The estimated run time the stop saved: the rest of the stopped phase, then every
         phase and repeat after it (each its startup plus its steps at the observed pace)."""
         assert self.stop is not None
-        stop, planned = self.stop, self.plan.train_iters
+        stop = self.stop
+        planned = stop.repeat.evaluation.train_iters or last
         rate = stop.decision.seconds_per_step or 0.0
-        left = rate * max((planned or last) - last, 0)
-        later = self.plan.phases[self.plan.phases.index(stop.phase) + 1 :]
-        for phase in later:
-            steps = planned or last
-            if phase.number == 2:
-                steps -= steps // 2  # resumed from about the middle
+        left = rate * max(planned - last, 0)
+        phases = list(self.plan.phases)
+        for phase in phases[phases.index(stop.phase) + 1 :]:
+            steps = planned - (planned // 2 if phase.run_number > 1 else 0)  # resumed: half
             left += stop.startup + rate * steps
         return left
 
@@ -214,21 +221,23 @@ def _only(values: GoldenValues, names: t.Collection[str] | None) -> GoldenValues
     return replace(values, metrics={n: s for n, s in values.metrics.items() if n in names})
 
 
-def _part(result: CaseResult, phase: Phase) -> dict[str, MetricResult]:
-    if phase.number == 2:
+def _part(result: CaseResult, repeat: int, resumed: bool) -> dict[str, MetricResult]:
+    if resumed:
         return dict(result.resume.metrics) if result.resume is not None else {}
-    if phase.repeat == 1:
+    if repeat == 1:
         return dict(result.metrics)
-    label = f"repeat-{phase.repeat}"
+    label = f"repeat-{repeat}"
     return next((dict(r.metrics) for r in result.repeats if r.label == label), {})
 
 
-def _with_part(result: CaseResult, phase: Phase, metrics: dict[str, MetricResult]) -> CaseResult:
-    if phase.number == 2 and result.resume is not None:
+def _with_part(
+    result: CaseResult, repeat: int, resumed: bool, metrics: dict[str, MetricResult]
+) -> CaseResult:
+    if resumed and result.resume is not None:
         return replace(result, resume=replace(result.resume, metrics=metrics))
-    if phase.repeat == 1:
+    if repeat == 1:
         return replace(result, metrics=metrics)
-    label = f"repeat-{phase.repeat}"
+    label = f"repeat-{repeat}"
     repeats = tuple(replace(r, metrics=metrics) if r.label == label else r for r in result.repeats)
     return replace(result, repeats=repeats)
 
@@ -265,8 +274,9 @@ def fmt_saved(info: FailFast) -> str:
     )
 
 
-def stop_message(info: FailFast) -> str:
-    """``stopped at step 212 of 2,000: lm loss +8% from step 150; saved about 1.4 GPU-hours``."""
-    where = "" if info.phase == "phase1" else f"{info.phase} "
+def stop_message(info: FailFast, *, named: bool = False) -> str:
+    """``stopped at step 212 of 2,000: lm loss +8% from step 150; saved about 1.4 GPU-hours``;
+    ``named``: the phase first (it is not the job's first)."""
+    where = f"{info.phase} " if named else ""
     of = f" of {info.steps_planned:,}" if info.steps_planned else ""
     return f"{where}stopped at step {info.aborted_at_step:,}{of}: {info.reason}; {fmt_saved(info)}"

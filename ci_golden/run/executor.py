@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from ci_golden.compare.engine import compare_job
 from ci_golden.compare.policy import is_nondeterministic, resolve_policies
 from ci_golden.goldens.model import load_golden
+from ci_golden.run.dryrun import render_plan
 from ci_golden.run.execute import execute, plan
-from ci_golden.run.launch import render_plan
 
 if t.TYPE_CHECKING:
     from ci_golden.compare.result import CaseResult
@@ -58,7 +58,7 @@ class LocalExecutor:
         )  # fmt: skip
 
     def render(self, spec: JobSpec, config: Config, options: RunOptions) -> str:
-        return render_plan(spec, plan(spec, config))
+        return render_plan(spec, plan(spec, config), config)
 
 
 def executor_for(

@@ -4,9 +4,9 @@ certain failure.
 
 The source is the one the final collection reads (:func:`~ci_golden.run.collect.metrics_source`:
 TensorBoard events, else metrics.jsonl, else the log), read from where the last read stopped,
-whole records and lines only. A step is final once the run has gone past it: a log line holds
-all of its step, while events and JSONL records of the newest step may still be coming, so
-there the last step is left for the next round. watchfiles wakes the follower when the phase's
+whole records and lines only. A step is final once the run has gone past it: the newest
+step's events, JSONL record or memory line may still be coming, so it is left for the next
+round. watchfiles wakes the follower when the phase's
 folder changes, and at least every ``poll`` seconds (file systems shared between nodes send no
 change events).
 """
@@ -29,6 +29,7 @@ from ci_golden.run.collect import (
     metrics_source,
     parse_jsonl_line,
     parse_log_line,
+    round_like_megatron,
 )
 from ci_golden.run.tfevents import EventScalars, event_files, merge_first, read_event_tail
 
@@ -92,8 +93,17 @@ class _Tail:
 class Reader:
     """One source of a phase, read incrementally into the same series the final read gives."""
 
-    def __init__(self, kind: SourceKind, phase_dir: Path, tensorboard: Path, log: Path) -> None:
+    def __init__(
+        self,
+        kind: SourceKind,
+        phase_dir: Path,
+        tensorboard: Path,
+        log: Path,
+        *,
+        merge_all: bool = False,
+    ) -> None:
         self.kind = kind
+        self.merge_all = merge_all
         self.series: Series = {}
         self.train_iters: int | None = None
         self.last_step: int | None = None  # newest step of a log line or JSONL record
@@ -128,11 +138,15 @@ class Reader:
             if size > part.offset:
                 read_event_tail(part)
                 changed = True
-        if changed:
+        if changed:  # as read_tensorboard merges and rounds them
             merged: Series = {}
             for path in sorted(self._events):
-                merge_first(merged, self._events[path].scalars)
-            self.series = merged
+                scalars = self._events[path].scalars
+                if scalars:
+                    merge_first(merged, scalars)
+                    if not self.merge_all:
+                        break
+            self.series = round_like_megatron(merged)
 
     def collected(self) -> Collected:
         return Collected(self.series, self.train_iters)
@@ -146,12 +160,10 @@ class Reader:
         return max((max(self.series[n]) for n in names), default=None)
 
     def frontier(self, metrics: t.Collection[str]) -> int | None:
-        """The last step whose values are final: the newest of a log (a line holds its whole
-        step), the one before the newest of events and JSONL (the newest may be incomplete)."""
+        """The last step whose values are final: the one before the newest (the newest step's
+        events, record or memory line may still be coming)."""
         newest = self.newest(metrics)
-        if newest is None:
-            return None
-        return newest if self.kind == "log" else newest - 1
+        return None if newest is None else newest - 1
 
 
 class Follower:
@@ -175,9 +187,11 @@ class Follower:
         on_status: t.Callable[[Status], None] | None = None,
         poll: float = 1.0,
         min_interval: float = 0.1,
+        merge_all: bool = False,
     ) -> None:
         self.label = label
         self.paths = (phase_dir, tensorboard, log)
+        self.merge_all = merge_all
         self.metrics = tuple(metrics)
         self.assess = assess
         self.planned = planned
@@ -216,7 +230,14 @@ class Follower:
         return (t1 - t0) / (s1 - s0)
 
     def _run(self) -> None:
+        try:
+            self._follow()
+        except Exception as e:  # a follower that fails must not go unnoticed, nor stop the run
+            self.problem = f"stopped following {self.label}: {type(e).__name__}: {e}"
+
+    def _follow(self) -> None:
         phase_dir = self.paths[0]
+        phase_dir.mkdir(parents=True, exist_ok=True)  # the process has not made it yet
         changes = watch(
             phase_dir, watch_filter=None, debounce=int(self.min_interval * 1000), step=100,
             stop_event=self._closed, rust_timeout=int(self.poll * 1000), yield_on_timeout=True,
@@ -235,7 +256,7 @@ class Follower:
         if kind is None:
             return
         if self._reader is None or self._reader.kind != kind:
-            self._reader = Reader(kind, *self.paths)
+            self._reader = Reader(kind, *self.paths, merge_all=self.merge_all)
         reader = self._reader
         reader.update()
         now = time.monotonic()

@@ -164,8 +164,16 @@ def stop_group(pgid: int, grace: float) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def _pump(stream: t.IO[bytes], log: t.IO[bytes], prefix: str, sink: Sink | None) -> None:
+def _pump(
+    stream: t.IO[bytes],
+    log: t.IO[bytes],
+    prefix: str,
+    sink: Sink | None,
+    redact: t.Callable[[str], str] | None,
+) -> None:
     for raw in iter(stream.readline, b""):
+        if redact is not None:  # bytes that are not UTF-8 pass through unchanged
+            raw = redact(raw.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
         log.write(raw)
         log.flush()
         if sink is not None:
@@ -183,12 +191,14 @@ def run_process(
     grace: float = 10.0,
     sink: Sink | None = None,
     stop: threading.Event | None = None,
+    redact: t.Callable[[str], str] | None = None,
 ) -> ProcessResult:
     """Run one command to its end, its timeout, ``stop`` being set, or a KeyboardInterrupt
     (re-raised after cleanup). A timeout or a stop ends the process group with SIGTERM, then
     SIGKILL after ``grace`` seconds.
 
-    stdout and stderr go, merged, to ``log_path`` and line by line to ``sink`` with ``prefix``.
+    stdout and stderr go, merged, to ``log_path`` and line by line to ``sink`` with ``prefix``,
+    each line through ``redact`` first.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start, t0 = now(), time.monotonic()
@@ -202,7 +212,9 @@ def run_process(
         except OSError as e:
             raise RunnerError(f"cannot start {argv[0]}: {e.strerror or e}") from e
         assert proc.stdout is not None
-        pump = threading.Thread(target=_pump, args=(proc.stdout, log, prefix, sink), daemon=True)
+        pump = threading.Thread(
+            target=_pump, args=(proc.stdout, log, prefix, sink, redact), daemon=True
+        )
         pump.start()
         try:
             timed_out, stopped = _wait(proc, timeout, stop)

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from ci_golden.plan.select import job_id as make_job_id
 from ci_golden.project.config import SlurmSettings
-from ci_golden.run.launch import RunPlan, plan_run, render_plan
+from ci_golden.run.dryrun import render_plan
+from ci_golden.run.execute import plan
+from ci_golden.run.phases import RunPlan
 
 if t.TYPE_CHECKING:
     from ci_golden.project.config import Config
@@ -100,10 +102,7 @@ def node_plan(spec: JobSpec, config: Config) -> RunPlan:
     environ = dict(os.environ)
     if spec.nodes > 1:
         environ["MASTER_ADDR"] = MASTER_ADDR_NOTE
-    return plan_run(
-        spec.case, spec.out, cwd=config.root.resolve(), n_repeat=spec.n_repeat, nodes=spec.nodes,
-        gpus=spec.gpus, environ=environ, slurm=config.platform(spec.platform).slurm,
-    )  # fmt: skip
+    return plan(spec, config, environ)
 
 
 def render_submission(spec: JobSpec, config: Config, sub: Submission) -> str:
@@ -113,5 +112,5 @@ def render_submission(spec: JobSpec, config: Config, sub: Submission) -> str:
         f"time limit {sub.minutes} min\n{shlex.join(sub.sbatch)}\n# {sub.script_path}:\n"
         + "".join(f"#   {line}\n" for line in sub.script.splitlines())
         + "# on the first node of the allocation:\n"
-        + render_plan(spec, node_plan(spec, config))
+        + render_plan(spec, node_plan(spec, config), config)
     )

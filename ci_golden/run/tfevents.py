@@ -5,11 +5,13 @@ all little-endian. The header checksum is verified (memoized: a run's records ha
 lengths); the payload checksum is not, the protobuf decoder rejects a damaged payload instead.
 A file cut short (a run killed mid-write) is read up to the last complete record, and the cut
 is reported. Decoding uses tensorboard's compiled ``event_pb2`` (the optional ``tensorboard``
-extra), which is far faster than TensorBoard's ``EventAccumulator`` with its pure-Python reader.
+extra, or tensorboardX's copy of it), which is far faster than TensorBoard's
+``EventAccumulator`` with its pure-Python reader.
 """
 
 from __future__ import annotations
 
+import functools
 import struct
 import typing as t
 from dataclasses import dataclass, field
@@ -41,11 +43,25 @@ def masked_crc32c(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
+@functools.lru_cache(maxsize=1)
+def has_event_reader() -> bool:
+    """Whether event files can be read here (tensorboard or tensorboardX installed)."""
+    try:
+        _event_class()
+    except RunnerError:
+        return False
+    return True
+
+
 def _event_class() -> t.Any:
+    """The compiled ``Event`` message: tensorboard's, else tensorboardX's (the same proto)."""
     try:
         from tensorboard.compat.proto import event_pb2
     except ImportError as e:
-        raise RunnerError(MISSING_EXTRA) from e
+        try:
+            from tensorboardX.proto import event_pb2
+        except ImportError:
+            raise RunnerError(MISSING_EXTRA) from e
     return event_pb2.Event
 
 

@@ -779,7 +779,7 @@ def test_the_refresh_command_flags_are_those_of_fetch_results_and_update() -> No
         args = parser.parse_args(words[2:])
         if module is fetch_results:
             assert (args.github_run, args.repo, args.api_url, args.only_failing, args.out) == (
-                "42",
+                42,
                 "o/r",
                 "https://ghe/api",
                 True,

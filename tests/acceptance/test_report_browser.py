@@ -253,12 +253,13 @@ def test_demo_report_draws_every_chart(
     opened = Opened(browser, path)
     page = opened.page
     assert page.locator("#verdict").inner_text() == "✔ ci-golden: pass"
-    assert page.locator("tbody.job").count() == len(data["results"]) == 6
+    assert page.locator("tbody.job").count() == len(data["results"]) == 12
     page.click("#expand-all")
-    assert opened.draw_all() == len(charted(data)) == 40
+    assert opened.draw_all() == len(charted(data)) == 60
     # the main run's charts read the full series from the job folders
     sources = page.evaluate(
-        "window.ciGolden.meta.jobs.flatMap((j) => j.metrics.map((m) => [m.phase, m.chart.full]))"
+        "window.ciGolden.meta.jobs.flatMap((j) => j.metrics.filter((m) => m.chart)"
+        ".map((m) => [m.phase, m.chart.full]))"
     )
     assert {phase: full for phase, full in sources} == {"": True, "resume": False}
     page.evaluate("window.scrollTo(0, 0)")
@@ -307,10 +308,10 @@ def test_table_filters_and_sorts(
     page = opened.page
     jobs = [(r["case"], r["environment"], r["verdict"]) for r in data["results"]]
     everything = {(c, e) for c, e, _ in jobs}
-    assert set(opened.shown()) == everything and len(everything) == 6
+    assert set(opened.shown()) == everything and len(everything) == 12
     page.select_option("#f-verdict", "missing")
     assert set(opened.shown()) == {(c, e) for c, e, v in jobs if v == "missing"} != set()
-    assert page.locator("#shown").inner_text() == f"{len(opened.shown())} of 6 jobs"
+    assert page.locator("#shown").inner_text() == f"{len(opened.shown())} of 12 jobs"
     page.select_option("#f-verdict", "")
     page.fill("#f-case", "REGULAR")
     assert set(opened.shown()) == {("demo/regular", "dev"), ("demo/regular", "lts")}
@@ -337,7 +338,7 @@ def test_table_filters_and_sorts(
     page.locator("th[data-key='case'] button").click()
     assert [c for c, _ in opened.shown()] == sorted(cases, reverse=True)
     page.locator("th[data-key='sev'] button").click()
-    order = ["error", "fail", "missing", "drift", "no-golden", "pass"]
+    order = ["error", "fail", "missing", "drift", "no-golden", "pass", "skipped"]
     verdicts = page.evaluate(
         "Array.from(document.querySelectorAll('tbody.job'), (b) => b.dataset.verdict)"
     )

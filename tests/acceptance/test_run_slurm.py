@@ -124,14 +124,16 @@ def test_demo_case_runs_through_slurm_and_passes(
         "ci-golden run: demo/regular [dev, cpu]: pass",
         "ci-golden run: result written to o/result.json",
     ]
-    # the job's output, streamed live with the usual prefix, then the run's own summary there
+    # the job's output, streamed live with the usual prefix, and the run's own summary there;
+    # then the per-metric table, once more on this side
     lines = res.stdout.splitlines()
-    assert lines[-2:] == [
-        "ci-golden run: demo/regular [dev, cpu]: pass",
-        f"ci-golden run: result written to {root / 'o' / 'result.json'}",
-    ]
-    assert len(lines) > 50
-    assert all(line.startswith("[demo/regular dev cpu phase1] ") for line in lines[:-2])
+    assert "ci-golden run: demo/regular [dev, cpu]: pass" in lines
+    assert f"ci-golden run: result written to {root / 'o' / 'result.json'}" in lines
+    trained = [line for line in lines if line.startswith("[")]
+    assert len(trained) > 50
+    assert all(line.startswith("[demo/regular dev cpu repeat_1_run_1] ") for line in trained)
+    table = len(lines) - 1 - lines[::-1].index("demo/regular [dev, cpu]: PASS")
+    assert lines[table + 1 :] and all(line.startswith("  ") for line in lines[table + 1 :])
     result = result_of(root)
     assert (result["verdict"], result["message"]) == ("pass", None)
     assert result["run"]["host"] == slurm.node_name
@@ -167,7 +169,7 @@ def test_time_limit_kills_the_job_and_says_why(
         f"ci-golden run: demo/sleeper [dev, cpu]: error: {message}",
         "ci-golden run: result written to o/result.json",
     ]
-    assert "[demo/sleeper dev cpu phase1] started\n" in res.stdout
+    assert "[demo/sleeper dev cpu repeat_1_run_1] started\n" in res.stdout
     assert re.search(
         rf"\*\*\* JOB {job} ON \S+ CANCELLED AT \S+ DUE TO TIME LIMIT \*\*\*", res.stdout
     )
@@ -190,7 +192,7 @@ def test_sigterm_cancels_the_slurm_job(slurm: Cluster, tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.stdout is not None
     line = proc.stdout.readline()  # the trainer's first line, streamed from the job's output
-    assert line == "[demo/sleeper dev cpu phase1] started\n"
+    assert line == "[demo/sleeper dev cpu repeat_1_run_1] started\n"
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=120)
     job = submitted_job(stderr)
@@ -233,7 +235,7 @@ def test_pending_past_the_queue_timeout_is_cancelled(
         f"ci-golden run: demo/regular [dev, cpu]: error: {message}",
         "ci-golden run: result written to o/result.json",
     ]
-    assert res.stdout == ""
+    assert res.stdout == f"demo/regular [dev, cpu]: ERROR\n  {message}\n"
     result = result_of(root)
     assert (result["verdict"], result["message"]) == ("error", message)
     assert active_jobs(slurm) == ""
@@ -387,23 +389,39 @@ def test_dry_run_prints_the_sbatch_and_srun_commands(
         f" --config {root}/ci_golden.yaml run --job '{entry}' --out {out} --executor local"
         " --grace 10\n"
         "# on the first node of the allocation:\n"
-        "# gpt/case (dev, dgx_h100): TEST_TYPE regular, 1 repeat(s), time limit 1790 s, output o\n"
-        f"# phase1: log {run_dir}/phase1/stdout.log\n"
+        "# gpt/case (dev, dgx_h100): TEST_TYPE regular, MODE pretraining, TEST_EVALUATION pass, "
+        "1 repeat(s), TRAIN_ITERS 4, time limit 1790 s, output o\n"
+        "# --- repeat 1\n"
+        f"# repeat_1_run_1 (MODEL_ARGS): load {run_dir}/tmp_checkpoints, save {run_dir}/checkpoints"
+        f", tensorboard {run_dir}/1/tensorboard, log {run_dir}/1/run_1/stdout.log\n"
         f"cd {root}\n"
+        "export NCCL_PROTO=simple\n"
+        "export NCCL_ALGO=Ring\n"
+        "export NCCL_COLLNET_ENABLE=0\n"
+        "export NCCL_NVLS_ENABLE=0\n"
+        "export NCCL_TUNER_PLUGIN=''\n"
+        "export NCCL_BUFFSIZE=4194304\n"
+        "export TORCH_NCCL_AVOID_RECORD_STREAMS=1\n"
         f"export DATA_CACHE_PATH={run_dir}/data-cache\n"
-        f"export OUTPUT_PATH={run_dir}/phase1\n"
-        f"export TENSORBOARD_PATH={run_dir}/phase1/tensorboard\n"
+        f"export OUTPUT_PATH={run_dir}/1/run_1\n"
+        f"export TENSORBOARD_PATH={run_dir}/1/tensorboard\n"
         f"export CHECKPOINT_SAVE_PATH={run_dir}/checkpoints\n"
-        f"export CHECKPOINT_LOAD_PATH={run_dir}/checkpoints\n"
-        f"export INFERENCE_OUTPUT_PATH={run_dir}/phase1/inference.json\n"
+        f"export CHECKPOINT_LOAD_PATH={run_dir}/tmp_checkpoints\n"
+        f"export INFERENCE_OUTPUT_PATH={run_dir}/1/run_1/golden_values_dev_dgx_h100.json\n"
         "export REPEAT=1\n"
         "export RUN_NUMBER=1\n"
+        "export ENABLE_LIGHTWEIGHT_MODE=false\n"
+        "export GPUS_PER_NODE=8\n"
         f"export PYTHONPATH={pythonpath}\n"
         "srun --nodes=2 --ntasks-per-node=1 --kill-on-bad-exit=1"
         " --container-image=nvcr.io/nvidia/pytorch:24.05-py3"
         f" --container-mounts={root}:{root},/data:/data:ro --container-workdir={root}"
         " torchrun --nproc_per_node 8 --nnodes 2 --rdzv_backend c10d"
-        " --rdzv_endpoint '$MASTER_ADDR:6000' train.py --train-iters 4\n"
+        " --rdzv_endpoint '$MASTER_ADDR:6000' train.py --train-iters 4 --exit-interval 4\n"
+        f"# compare: TensorBoard {run_dir}/1/tensorboard (the oldest event file holding scalars, "
+        "values rounded to 5 decimals) on the golden's steps (metrics it lacks: steps 1..4, step 1 "
+        "and every multiple of 1) against no golden yet (the values are the proposal); gated: lm "
+        "loss, num-zeros\n"
     )
     assert sorted(p.name for p in root.iterdir()) == ["cases", "ci_golden.yaml"]  # nothing written
     # --executor local runs the same job on this machine, through srun as on the node
@@ -411,6 +429,7 @@ def test_dry_run_prints_the_sbatch_and_srun_commands(
               env={"MASTER_ADDR": "node-a"})  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines()[0] == (
-        "# gpt/case (dev, dgx_h100): TEST_TYPE regular, 1 repeat(s), time limit 1790 s, output o"
+        "# gpt/case (dev, dgx_h100): TEST_TYPE regular, MODE pretraining, TEST_EVALUATION pass, "
+        "1 repeat(s), TRAIN_ITERS 4, time limit 1790 s, output o"
     )
-    assert "--rdzv_endpoint node-a:29500 train.py" in res.stdout.splitlines()[-1]
+    assert "--rdzv_endpoint node-a:29500 train.py" in res.stdout.splitlines()[-2]

@@ -482,7 +482,7 @@ def test_load_result_names_the_bad_place(tmp_path: Path) -> None:
         load_result(path)
     assert str(e.value) == (
         f"{path}::$.verdict: not a ci-golden result: 'passed' is not one of "
-        "['pass', 'drift', 'fail', 'missing', 'no-golden', 'error']"
+        "['pass', 'drift', 'fail', 'missing', 'no-golden', 'skipped', 'error']"
     )
 
 

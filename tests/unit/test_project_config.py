@@ -54,6 +54,35 @@ def test_pyproject_table(tmp_path: Path) -> None:
     assert load_config(cwd=tmp_path).scopes == ("nightly",)  # ci_golden.yaml wins
 
 
+def test_validate_section_ignore_paths_and_scope_aliases(tmp_path: Path) -> None:
+    config = load_config(cwd=tmp_path)
+    assert config.ignore_paths == ("docs/**", "**/*.md")
+    assert config.validate.baseline == tmp_path / ".ci-golden-baseline.json"
+    assert (config.validate.ignore, config.validate.exclude) == (frozenset(), ())
+    (tmp_path / "ci_golden.yaml").write_text(
+        "scopes: [mr, L2]\nscope_aliases: {nightly: L2}\nignore_paths: ['site/**']\n"
+        "validate:\n  ignore: [CG132, CG134]\n  severity: {CG144: warning}\n"
+        "  exclude: ['tests/**/old_*']\n  baseline: ci/baseline.json\n"
+    )
+    config = load_config(cwd=tmp_path)
+    assert config.ignore_paths == ("site/**",)
+    assert (config.scope("nightly"), config.scope("L2"), config.scope("mr")) == ("L2", "L2", "mr")
+    config.check_names("scope", ["nightly", "L2"], "--scope")
+    with pytest.raises(ConfigError, match=r"unknown scope 'nighty' \(did you mean 'nightly'\?\)"):
+        config.check_names("scope", ["nighty"], "--scope")
+    assert config.validate.ignore == frozenset({"CG132", "CG134"})
+    assert dict(config.validate.severity) == {"CG144": "warning"}
+    assert config.validate.exclude == ("tests/**/old_*",)
+    assert config.validate.baseline == tmp_path / "ci/baseline.json"
+
+
+def test_the_config_schema_knows_every_finding_code() -> None:
+    from ci_golden.project.schema import load_schema
+    from ci_golden.validate.findings import CODES
+
+    assert load_schema("project_config")["$defs"]["code"]["enum"] == list(CODES)
+
+
 def test_pyproject_without_the_table_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
     assert find_config(tmp_path) is None
@@ -76,6 +105,21 @@ def test_pyproject_without_the_table_is_ignored(tmp_path: Path) -> None:
             "platforms:\n  x: {gpu: A100, gpus_per_nod: 8}\n",
             "unknown key 'gpus_per_nod' (did you mean 'gpus_per_node'?)",
         ),
+        ("validate: {ignor: [CG132]}\n", "unknown key 'ignor' (did you mean 'ignore'?)"),
+        ("validate: {ignore: [CG231]}\n", "unknown value 'CG231' (did you mean 'CG131'?)"),
+        (
+            "validate: {severity: {CG132: fatal}}\n",
+            "unknown value 'fatal' (known: error, warning)",
+        ),
+        (
+            "scope_aliases: {nightly: L2}\n",
+            "'nightly' is a scope and an alias of 'L2'",
+        ),
+        (
+            "scopes: [mr, L2]\nscope_aliases: {weekly: L3}\n",
+            "alias 'weekly' names scope 'L3', which is not in scopes (known: L2, mr)",
+        ),
+        ("ignore_path: [docs/**]\n", "unknown key 'ignore_path' (did you mean 'ignore_paths'?)"),
         ("- a list\n", "the config must be a mapping"),
         ("scopes: [mr\n", "invalid YAML: did not find expected ',' or ']'"),
         (
@@ -128,7 +172,7 @@ def test_slurm_platforms(tmp_path: Path) -> None:
     ("platform", "where", "message"),
     [
         ("{gpu: A100, executor: slrum}", "$.platforms.x.executor",
-         "'slrum' is not one of ['local', 'slurm'] (did you mean 'slurm'?)"),
+         "unknown value 'slrum' (did you mean 'slurm'?)"),
         ("{gpu: A100, executor: slurm, slurm: {partion: batch}}", "$.platforms.x.slurm",
          "unknown key 'partion' (did you mean 'partition'?)"),
         ("{gpu: A100, executor: slurm, slurm: {queue_timeout: 0}}",

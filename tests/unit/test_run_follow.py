@@ -14,10 +14,9 @@ from hypothesis import strategies as st
 
 from ci_golden.compare.policy import Policy
 from ci_golden.compare.result import MetricResult
-from ci_golden.run.collect import read_jsonl, read_megatron_log
+from ci_golden.run.collect import read_jsonl, read_megatron_log, read_tensorboard
 from ci_golden.run.follow import Follower, Reader, Status, worst_so_far
 from ci_golden.run.progress import Display, render_status
-from ci_golden.run.tfevents import read_event_folder
 
 LOG_LINE = (
     " [2026-01-01 10:00:00] iteration {step:8d}/{total:8d} | consumed samples: {samples:12d} |"
@@ -99,10 +98,10 @@ def test_events_read_as_they_grow_equal_the_final_read(tmp_path_factory: pytest.
     tb.mkdir()
     reader = Reader("tensorboard", folder, tb, folder / "stdout.log")
     grow(tb / "events.out.tfevents.1.host", data, cuts, reader)
-    assert reader.series == read_event_folder(tb)[0]
+    assert reader.series == read_tensorboard(tb, merge_all=False).series
 
 
-def test_the_newest_step_is_final_only_in_a_log(tmp_path: Path) -> None:
+def test_the_newest_step_is_left_for_the_next_round(tmp_path: Path) -> None:
     log = tmp_path / "stdout.log"
     # lm loss is not logged from step 3 on: the iteration lines still say how far training is
     text = log_text(2) + b"".join(
@@ -112,7 +111,7 @@ def test_the_newest_step_is_final_only_in_a_log(tmp_path: Path) -> None:
     log.write_bytes(text)
     reader = Reader("log", tmp_path, tmp_path / "tensorboard", log)
     reader.update()
-    assert (reader.newest(["lm loss"]), reader.frontier(["lm loss"])) == (5, 5)
+    assert (reader.newest(["lm loss"]), reader.frontier(["lm loss"])) == (5, 4)
     (tmp_path / "metrics.jsonl").write_bytes(jsonl_text(3))
     jsonl = Reader("jsonl", tmp_path, tmp_path / "tensorboard", log)
     jsonl.update()
