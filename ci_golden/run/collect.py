@@ -18,6 +18,8 @@ import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ci_golden.errors import InputError
 from ci_golden.goldens.model import (
     GoldenFormatError,
@@ -279,9 +281,14 @@ def grid_interval(steps: t.Sequence[int], step_size: int) -> int:
 
 def _block(name: str, values: t.Mapping[int, float], steps: t.Sequence[int], interval: int,
            start: int | None = None, end: int | None = None) -> MetricSeries:  # fmt: skip
-    return MetricSeries.from_mapping(
-        name, {k: values[k] for k in steps}, start_step=start, end_step=end, step_interval=interval
-    )
+    # straight into arrays: a followed run is put on the grid at every judgement
+    data = np.fromiter((values[k] for k in steps), dtype=np.float64, count=len(steps))
+    data[~np.isfinite(data)] = np.nan  # a non-finite value is "nan"
+    return MetricSeries.from_arrays(
+        name, np.array(steps, dtype=np.int64), data,
+        start_step=(steps[0] if steps else 0) if start is None else start,
+        end_step=(steps[-1] if steps else 0) if end is None else end, step_interval=interval,
+    )  # fmt: skip
 
 
 def megatron_grid(
@@ -318,7 +325,7 @@ def on_golden_grid(
     grids = {}
     if golden is not None and golden.layout != "inference":
         grids = golden.metrics
-    wanted = None if metrics is None else {*metrics, *grids}
+    wanted = {n for n in series if n not in grids} if metrics is None else {*metrics} - {*grids}
     rest = megatron_grid(series, metrics=wanted, step_size=step_size, train_iters=train_iters)
     out: dict[str, MetricSeries] = {}
     for name, values in series.items():
@@ -327,7 +334,7 @@ def on_golden_grid(
             if name in rest.metrics:
                 out[name] = rest.metrics[name]
             continue
-        steps = [int(k) for k in g.steps if int(k) in values]
+        steps = [k for k in g.steps.tolist() if k in values]
         out[name] = _block(name, values, steps, g.step_interval, g.start_step, g.end_step)
     return GoldenValues(layout="current", metrics=out)
 
