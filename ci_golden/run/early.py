@@ -250,15 +250,15 @@ def describe_failure(m: MetricResult) -> str:
         where = f" (steps {m.window[0]}-{m.window[1]})" if m.window else ""
         return f"{m.name} median {fmt_signed_pct(m.actual_stat / m.golden_stat - 1)}{where}"
     if m.verdict == "missing":
-        return f"{m.name} not logged from step {step}"
+        return f"{m.name} not logged from step {step:,}"
     if step is not None and step in m.steps:
         i = m.steps.index(step)
         g, a = m.golden[i], m.actual[i]
         if a is None:
-            return f"{m.name} nan at step {step}"
+            return f"{m.name} nan at step {step:,}"
         if g:
-            return f"{m.name} {fmt_signed_pct(a / g - 1)} from step {step}"
-    return f"{m.name} fails from step {step}"
+            return f"{m.name} {fmt_signed_pct(a / g - 1)} from step {step:,}"
+    return f"{m.name} fails from step {step:,}" if step is not None else f"{m.name} fails"
 
 
 def fmt_saved(info: FailFast) -> str:

@@ -19,7 +19,8 @@ import pytest
 CliResult = t.Any  # tests/conftest.py's CliResult: returncode, stdout, stderr
 
 TRAINER = Path(__file__).resolve().parents[2] / "test_cases" / "demo" / "trainer.py"
-ITERS = 2000
+ITERS = 5000  # long enough that the stop comes well before the end, even on a busy machine
+RESUMED_REGRESSION = ITERS // 2 + 200
 REGRESSION_STEP = 300
 CONFIG = """\
 test_cases: cases
@@ -137,7 +138,7 @@ def test_a_doomed_run_is_stopped_with_the_verdict_the_whole_run_has(
     assert ff["reason"] == "lm loss -7.4% from step 300"
     assert ff["seconds_saved"] > 0 and ff["gpus"] == 0 and ff["gpu_hours_saved"] == 0
     assert re.fullmatch(
-        rf"stopped at step {ff['aborted_at_step']:,} of 2,000: lm loss -7\.4% from step 300; "
+        rf"stopped at step {ff['aborted_at_step']:,} of 5,000: lm loss -7\.4% from step 300; "
         rf"saved about [0-9hms]+ of run time",
         early["message"],
     )
@@ -175,7 +176,7 @@ def test_sigterm_ignored_means_sigkill_after_the_grace_period_and_gpu_time_is_co
     assert data["run"]["exit_codes"] == {"repeat_1_run_1": -9}  # killed: SIGTERM was ignored
     assert data["fail_fast"]["gpus"] == 8
     assert re.fullmatch(
-        rf"stopped at step [0-9,]+ of 2,000: lm loss -7\.4% from step 300; {SAVED}",
+        rf"stopped at step [0-9,]+ of 5,000: lm loss -7\.4% from step 300; {SAVED}",
         data["message"],
     )
     assert left_behind(root) == []
@@ -210,11 +211,13 @@ def test_the_resumed_phase_of_a_ckpt_resume_run_is_stopped_when_it_leaves_the_fi
 ) -> None:
     args = model_config().split("METRICS:")[0].split("MODEL_ARGS:\n")[1]
     ckpt = textwrap.indent(
-        "--save: ${CHECKPOINT_SAVE_PATH}\n--load: ${CHECKPOINT_LOAD_PATH}\n--save-interval: 1000\n",
+        "--save: ${CHECKPOINT_SAVE_PATH}\n--load: ${CHECKPOINT_LOAD_PATH}\n"
+        f"--save-interval: {ITERS // 2}\n",
         "  ",
     )
     config = model_config().replace(args, args + ckpt) + "TEST_TYPE: ckpt-resume\n"
-    config += "MODEL_ARGS_2:\n" + args + ckpt + '  --fake-regression: "lm loss:1.3@1200"\n'
+    config += "MODEL_ARGS_2:\n" + args + ckpt
+    config += f'  --fake-regression: "lm loss:1.3@{RESUMED_REGRESSION}"\n'
     root = project(tmp_path, config, golden)
     done = run(cli, root)
     assert done.returncode == 1, done.stderr
@@ -222,11 +225,13 @@ def test_the_resumed_phase_of_a_ckpt_resume_run_is_stopped_when_it_leaves_the_fi
     assert data["metrics"]["lm loss"]["verdict"] == "pass"  # phase 1 is the golden's run
     assert data["resume"]["verdict"] == "fail"
     ff = data["fail_fast"]
-    assert (ff["phase"], ff["metric"], ff["step"]) == ("repeat_1_run_2", "lm loss", 1200)
-    assert 1200 <= ff["aborted_at_step"] < ITERS
+    assert (ff["phase"], ff["metric"], ff["step"]) == (
+        "repeat_1_run_2", "lm loss", RESUMED_REGRESSION
+    )  # fmt: skip
+    assert RESUMED_REGRESSION <= ff["aborted_at_step"] < ITERS
     assert data["message"].startswith(
-        f"repeat_1_run_2 stopped at step {ff['aborted_at_step']:,} of 2,000: lm loss +30% from "
-        "step 1200"
+        f"repeat_1_run_2 stopped at step {ff['aborted_at_step']:,} of {ITERS:,}: lm loss +30% "
+        f"from step {RESUMED_REGRESSION:,}"
     )
     assert left_behind(root) == []
 
