@@ -11,6 +11,7 @@ from ci_golden.project.files import atomic_write_text
 from ci_golden.report.curves import load_curves
 from ci_golden.report.html import render_html
 from ci_golden.run.local import run_local
+from ci_golden.run.progress import Display
 from ci_golden.run.runner import sigterm_as_interrupt
 from ci_golden.validate.render import render_text
 
@@ -34,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", default="ci-golden-out")
     parser.add_argument("--allow-drift", action="store_true")
     parser.add_argument("--skip-gpu-check", action="store_true")
+    parser.add_argument(
+        "--no-fail-fast",
+        dest="fail_fast",
+        action="store_false",
+        default=None,
+        help="train every job to the end even when its verdict can no longer be pass",
+    )
     # The training logs are saved in each job's folder; -v also streams them here.
 
 
@@ -70,22 +78,29 @@ def run(args: argparse.Namespace) -> int:
     sigterm_as_interrupt()
     suite = load_suite(args)
     out = Path(args.out)
+    display = Display(sys.stderr, live=sys.stderr.isatty(), prefix="ci-golden local: ")
     sink = (lambda line: print(line, flush=True)) if getattr(args, "verbose", 0) else None
     folders: dict[str, Path] = {}
 
     def on_job(spec: JobSpec, result: CaseResult) -> None:
+        display.close()
         folders[result.job_id] = spec.out
         _job_line(spec, result)
 
-    done = run_local(
-        suite,
-        out,
-        platforms=tuple(args.platform) or ("cpu",),
-        check_gpu=not args.skip_gpu_check,
-        allow_drift=args.allow_drift,
-        sink=sink,
-        on_job=on_job,
-    )
+    try:
+        done = run_local(
+            suite,
+            out,
+            platforms=tuple(args.platform) or ("cpu",),
+            check_gpu=not args.skip_gpu_check,
+            allow_drift=args.allow_drift,
+            sink=display.wrap(sink) if sink else None,
+            on_job=on_job,
+            fail_fast=args.fail_fast,
+            progress=display.update,
+        )
+    finally:
+        display.close()
     if done.validation.findings:
         sys.stderr.write(render_text(done.validation))
     if done.stopped:

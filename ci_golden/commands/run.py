@@ -14,6 +14,7 @@ from ci_golden.project.schema import did_you_mean
 from ci_golden.report.render import render_text
 from ci_golden.run.execute import case_job, spec_for
 from ci_golden.run.executor import EXECUTORS, RunOptions, executor_for
+from ci_golden.run.progress import Display
 from ci_golden.run.runner import sigterm_as_interrupt
 
 if t.TYPE_CHECKING:
@@ -51,6 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--keep-checkpoints",
         action="store_true",
         help="keep the run's checkpoints (deleted by default)",
+    )
+    parser.add_argument(
+        "--no-fail-fast",
+        dest="fail_fast",
+        action="store_false",
+        default=None,
+        help="train to the end even when the verdict can no longer be pass "
+        "(default: stop at the first certain failure; config: defaults.fail_fast, "
+        "CI_GOLDEN.fail_fast)",
     )
     parser.add_argument(
         "--grace",
@@ -162,6 +172,7 @@ def job_spec(args: argparse.Namespace, suite: Suite) -> JobSpec:
         case, job, config, out,
         n_repeat=args.n_repeat if args.n_repeat is not None else entry.get("n_repeat"),
         time_limit=entry.get("time_limit"), nodes=entry.get("nodes"), gpus=entry.get("gpus"),
+        fail_fast=args.fail_fast,
     )  # fmt: skip
 
 
@@ -169,21 +180,32 @@ def _print(line: str) -> None:
     print(line, flush=True)
 
 
+def _label(spec: JobSpec) -> str:
+    return f"{spec.case.id} [{spec.environment}, {spec.platform}]"
+
+
 def _notify(line: str) -> None:
     print(f"ci-golden run: {line}", file=sys.stderr, flush=True)
 
 
-def _options(args: argparse.Namespace) -> RunOptions:
+def _options(args: argparse.Namespace, progress: Display | None = None) -> RunOptions:
     return RunOptions(
-        check_gpu=not args.skip_gpu_check, grace=args.grace, keep_checkpoints=args.keep_checkpoints
-    )
+        check_gpu=not args.skip_gpu_check, grace=args.grace, keep_checkpoints=args.keep_checkpoints,
+        progress=progress.update if progress is not None else None,
+    )  # fmt: skip
 
 
 def run_spec(spec: JobSpec, config: Config, args: argparse.Namespace) -> int:
 
     sigterm_as_interrupt()
     executor = executor_for(spec, config, args.executor, notify=_notify)
-    result = executor.run(spec, config, _options(args), _print)
+    display = Display(
+        sys.stderr, live=sys.stderr.isatty(), prefix=f"ci-golden run: {_label(spec)} "
+    )
+    try:
+        result = executor.run(spec, config, _options(args, display), display.wrap(_print))
+    finally:
+        display.close()
     summary = f"ci-golden run: {result.job_id}: {result.verdict}"
     if result.message:
         summary += f": {result.message}"

@@ -205,6 +205,50 @@ class RepeatStats:
 
 
 @dataclass(frozen=True)
+class FailFast:
+    """A run stopped at its first certain failure: where, why, and the GPU time that saved.
+
+    ``seconds_saved`` is the estimated run time left (the stopped phase, then the phases and
+    repeats not run, within the job's time limit); GPU-hours are nodes x GPUs x that time.
+    """
+
+    aborted_at_step: int
+    steps_planned: int | None
+    phase: str
+    metric: str
+    step: int
+    reason: str
+    seconds_saved: float
+    nodes: int
+    gpus: int
+
+    @property
+    def gpu_hours_saved(self) -> float:
+        return self.nodes * self.gpus * self.seconds_saved / 3600.0
+
+    def to_dict(self) -> dict[str, t.Any]:
+        return {
+            "aborted_at_step": self.aborted_at_step,
+            "steps_planned": self.steps_planned,
+            "phase": self.phase,
+            "metric": self.metric,
+            "step": self.step,
+            "reason": self.reason,
+            "seconds_saved": round(self.seconds_saved, 3),
+            "nodes": self.nodes,
+            "gpus": self.gpus,
+            "gpu_hours_saved": round(self.gpu_hours_saved, 4),
+        }
+
+    @classmethod
+    def from_dict(cls, d: t.Mapping[str, t.Any]) -> FailFast:
+        return cls(
+            d["aborted_at_step"], d["steps_planned"], d["phase"], d["metric"], d["step"],
+            d["reason"], d["seconds_saved"], d["nodes"], d["gpus"],
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class CaseResult:
     """The result of one job: its verdict, each metric, and the resume/repeat comparisons."""
 
@@ -222,6 +266,7 @@ class CaseResult:
     resume: PhaseResult | None = None
     repeats: tuple[PhaseResult, ...] = ()
     repeat_stats: dict[str, RepeatStats] = field(default_factory=dict)
+    fail_fast: FailFast | None = None
 
     @property
     def job_id(self) -> str:
@@ -237,7 +282,7 @@ class CaseResult:
                     yield phase.label, m
 
     def to_dict(self) -> dict[str, t.Any]:
-        return {
+        out = {
             "version": RESULT_VERSION,
             "verdict": self.verdict,
             "case": self.case,
@@ -254,6 +299,9 @@ class CaseResult:
             "repeat_stats": {k: v.to_dict() for k, v in self.repeat_stats.items()},
             "run": self.run,
         }
+        if self.fail_fast is not None:
+            out["fail_fast"] = self.fail_fast.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: t.Mapping[str, t.Any]) -> CaseResult:
@@ -274,6 +322,7 @@ class CaseResult:
             repeat_stats={
                 k: RepeatStats.from_dict(v) for k, v in (d.get("repeat_stats") or {}).items()
             },
+            fail_fast=FailFast.from_dict(d["fail_fast"]) if d.get("fail_fast") else None,
         )
 
 

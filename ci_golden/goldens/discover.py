@@ -90,6 +90,7 @@ class CaseSettings:
     time_limit: int | None = None
     nodes: int | None = None
     nondeterministic: bool | None = None
+    fail_fast: bool | None = None
     script: str | None = None
     command: tuple[str, ...] = ()
     metrics: t.Mapping[str, t.Mapping[str, t.Any]] | None = None
@@ -115,6 +116,7 @@ class CaseSettings:
             time_limit=block.get("time_limit"),
             nodes=block.get("nodes"),
             nondeterministic=block.get("nondeterministic"),
+            fail_fast=block.get("fail_fast"),
             script=block.get("script"),
             command=tuple(block.get("command", ())),
             metrics=block.get("metrics"),

@@ -241,6 +241,12 @@ def plan_update(
     def refuse(problem: str, **kw: t.Any) -> Update:
         return replace(base, problem=problem, **kw)
 
+    if result.fail_fast is not None:
+        return refuse(
+            f"the run was stopped at step {result.fail_fast.aborted_at_step} as failing "
+            "(fail-fast), so its values are partial; rerun the job with --no-fail-fast "
+            "to refresh its golden"
+        )
     if result.verdict == "error":
         return refuse(
             "the run failed (verdict error"

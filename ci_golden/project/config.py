@@ -56,7 +56,7 @@ DEFAULTS: dict[str, t.Any] = {
     "scope_aliases": {},
     "validate": {},
     "frozen_checkpoints": None,
-    "defaults": {"n_repeat": 1, "time_limit": 3600, "nodes": 1},
+    "defaults": {"n_repeat": 1, "time_limit": 3600, "nodes": 1, "fail_fast": True},
 }
 
 
@@ -94,6 +94,7 @@ class JobDefaults:
     n_repeat: int
     time_limit: int
     nodes: int
+    fail_fast: bool = True
 
 
 @dataclass(frozen=True)

@@ -256,6 +256,20 @@ def _link(url: str, text: str = "CI run") -> str:
     return f"[{text}]({quote(url, safe=':/?&=#%~+,;@')})"
 
 
+def _stopped_note(report: Report) -> str:
+    """A line on the jobs stopped at their first certain failure and the GPU time it saved."""
+    stopped = [r.fail_fast for r in report.results if r.fail_fast is not None]
+    if not stopped:
+        return ""
+    hours = sum(s.gpu_hours_saved for s in stopped)
+    n = len(stopped)
+    saved = f", saving about {hours:.1f} GPU-hours" if hours >= 0.05 else ""
+    return (
+        f"> ⏹ {n} job{'s were' if n != 1 else ' was'} stopped at the first certain "
+        f"failure{saved} (details below).\n\n"
+    )
+
+
 def render_markdown(report: Report, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     """The pipeline report. Its first line is ``<!-- ci-golden:verdict=<verdict> -->``.
 
@@ -276,7 +290,8 @@ def render_markdown(report: Report, *, max_chars: int = DEFAULT_MAX_CHARS) -> st
         head += f" · {_link(report.run_url)}"
     if report.html_url:
         head += f" · {_link(report.html_url, 'HTML report with every curve')}"
-    head += "\n\n" + "".join(f"> {escape_md(note)}\n\n" for note in report.notes) + TABLE_HEAD
+    head += "\n\n" + "".join(f"> {escape_md(note)}\n\n" for note in report.notes)
+    head += _stopped_note(report) + TABLE_HEAD
     rows = [_row(r) for r in report.results]
     detail = [
         details_block(r) for r in report.results if r.verdict in DETAIL_VERDICTS | {"skipped"}
@@ -421,7 +436,9 @@ def render_annotations(report: Report) -> str:
         m = worst_metric(r)
         what = (
             r.message
-            if r.verdict in ("error", "no-golden", "skipped") or m is None
+            if r.verdict in ("error", "no-golden", "skipped")
+            or m is None
+            or r.fail_fast is not None
             else f"{m.name}: {m.message}"
         )
         props = f"title={_gh_prop(f'ci-golden {r.verdict}')}"

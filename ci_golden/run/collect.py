@@ -18,7 +18,9 @@ import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci_golden.errors import InputError, RunnerError
+import numpy as np
+
+from ci_golden.errors import InputError
 from ci_golden.goldens.model import (
     GoldenFormatError,
     GoldenValues,
@@ -26,7 +28,13 @@ from ci_golden.goldens.model import (
     StepScale,
     load_golden,
 )
-from ci_golden.run.tfevents import EVENT_GLOB, event_files, merge_first, read_event_file
+from ci_golden.run.tfevents import (
+    EVENT_GLOB,
+    event_files,
+    has_event_reader,
+    merge_first,
+    read_event_file,
+)
 
 SourceFormat = t.Literal["auto", "tensorboard", "jsonl", "log"]
 ActualFormat = t.Literal["auto", "golden", "tensorboard", "jsonl", "log"]
@@ -118,22 +126,29 @@ def read_megatron_log(path: Path) -> Collected:
         raise InputError(str(path), f"cannot read file: {e.strerror or e}") from e
     with handle:
         for line in handle:
-            m = _ITERATION.search(line)
-            if m is not None:
-                step, train_iters = int(m.group(1)), int(m.group(2))
-                for key, value in _fields(line[m.end() :]):
-                    name, scale = LOG_FIELDS.get(key, (key, 1.0))
-                    series.setdefault(name, {})[step] = (
-                        value / -scale if scale < 0 else value * scale
-                    )
-                continue
-            m = _MEMORY.search(line)
-            if m is not None:
-                step = int(m.group(1))
-                for key, value in _fields(line[m.end() :]):
-                    if key in MEMORY_FIELDS:
-                        series.setdefault(MEMORY_FIELDS[key], {})[step] = value * MEGABYTE
+            parsed = parse_log_line(line, series)
+            if parsed is not None:
+                train_iters = parsed[1]
     return Collected(series, train_iters)
+
+
+def parse_log_line(line: str, series: Series) -> tuple[int, int] | None:
+    """Add the fields of one line of Megatron-LM's stdout to ``series`` (see
+    :func:`read_megatron_log`); the (step, train_iters) of a ``training_log`` line, else None."""
+    m = _ITERATION.search(line)
+    if m is not None:
+        step = int(m.group(1))
+        for key, value in _fields(line[m.end() :]):
+            name, scale = LOG_FIELDS.get(key, (key, 1.0))
+            series.setdefault(name, {})[step] = value / -scale if scale < 0 else value * scale
+        return step, int(m.group(2))
+    m = _MEMORY.search(line)
+    if m is not None:
+        step = int(m.group(1))
+        for key, value in _fields(line[m.end() :]):
+            if key in MEMORY_FIELDS:
+                series.setdefault(MEMORY_FIELDS[key], {})[step] = value * MEGABYTE
+    return None
 
 
 def read_jsonl(path: Path) -> Collected:
@@ -141,35 +156,47 @@ def read_jsonl(path: Path) -> Collected:
 
     A value that is ``null`` or ``"nan"`` is a logged non-finite value; strings and booleans
     (timestamps, flags) are not metrics and are skipped. A blank line is skipped; a line that is
-    not an object with an integer step is an error naming the line.
+    not an object with an integer step is an error naming the line, except a last line that is
+    neither ended nor JSON: it was cut short (the run was stopped while writing it), and is left
+    out with a note.
     """
     series: Series = {}
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(str(path), f"cannot read file: {e}") from e
+    lines = text.splitlines()
     for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(str(path), f"not JSON: {e.msg}", f"line {number}") from e
-        step = next(
-            (record[k] for k in _STEP_KEYS if isinstance(record, dict) and k in record), None
-        )
-        if isinstance(step, bool) or not isinstance(step, int):
-            raise InputError(
-                str(path), "expected an object with an integer 'step'", f"line {number}"
-            )
-        for key, value in record.items():
-            if key in _STEP_KEYS:
-                continue
-            if value is None or (isinstance(value, str) and value.lower() == "nan"):
-                series.setdefault(key, {})[step] = math.nan
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                series.setdefault(key, {})[step] = float(value)
+            parse_jsonl_line(line, series, str(path), number)
+        except InputError:
+            if number < len(lines) or text.endswith(("\n", "\r")):
+                raise
+            note = f"{path}: line {number} is cut short (the run stopped while writing it)"
+            return Collected(series, notes=(note,))
     return Collected(series)
+
+
+def parse_jsonl_line(line: str, series: Series, name: str, number: int) -> int | None:
+    """Add one JSONL record (line ``number`` of file ``name``) to ``series``; its step, or None
+    for a blank line (see :func:`read_jsonl`)."""
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise InputError(name, f"not JSON: {e.msg}", f"line {number}") from e
+    step = next((record[k] for k in _STEP_KEYS if isinstance(record, dict) and k in record), None)
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise InputError(name, "expected an object with an integer 'step'", f"line {number}")
+    for key, value in record.items():
+        if key in _STEP_KEYS:
+            continue
+        if value is None or (isinstance(value, str) and value.lower() == "nan"):
+            series.setdefault(key, {})[step] = math.nan
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            series.setdefault(key, {})[step] = float(value)
+    return step
 
 
 def detect_format(source: Path) -> SourceFormat:
@@ -254,9 +281,14 @@ def grid_interval(steps: t.Sequence[int], step_size: int) -> int:
 
 def _block(name: str, values: t.Mapping[int, float], steps: t.Sequence[int], interval: int,
            start: int | None = None, end: int | None = None) -> MetricSeries:  # fmt: skip
-    return MetricSeries.from_mapping(
-        name, {k: values[k] for k in steps}, start_step=start, end_step=end, step_interval=interval
-    )
+    # straight into arrays: a followed run is put on the grid at every judgement
+    data = np.fromiter((values[k] for k in steps), dtype=np.float64, count=len(steps))
+    data[~np.isfinite(data)] = np.nan  # a non-finite value is "nan"
+    return MetricSeries.from_arrays(
+        name, np.array(steps, dtype=np.int64), data,
+        start_step=(steps[0] if steps else 0) if start is None else start,
+        end_step=(steps[-1] if steps else 0) if end is None else end, step_interval=interval,
+    )  # fmt: skip
 
 
 def megatron_grid(
@@ -293,7 +325,7 @@ def on_golden_grid(
     grids = {}
     if golden is not None and golden.layout != "inference":
         grids = golden.metrics
-    wanted = None if metrics is None else {*metrics, *grids}
+    wanted = {n for n in series if n not in grids} if metrics is None else {*metrics} - {*grids}
     rest = megatron_grid(series, metrics=wanted, step_size=step_size, train_iters=train_iters)
     out: dict[str, MetricSeries] = {}
     for name, values in series.items():
@@ -302,7 +334,7 @@ def on_golden_grid(
             if name in rest.metrics:
                 out[name] = rest.metrics[name]
             continue
-        steps = [int(k) for k in g.steps if int(k) in values]
+        steps = [k for k in g.steps.tolist() if k in values]
         out[name] = _block(name, values, steps, g.step_interval, g.start_step, g.end_step)
     return GoldenValues(layout="current", metrics=out)
 
@@ -337,22 +369,36 @@ def collect(
     return values, merged.notes
 
 
+SourceKind = t.Literal["tensorboard", "jsonl", "log"]
+
+
+def metrics_source(phase_dir: Path, tensorboard_dir: Path, log_path: Path) -> SourceKind | None:
+    """The best source a phase has left so far: events (when a TensorBoard reader is
+    installed), else metrics.jsonl, else its stdout."""
+    jsonl = phase_dir / "metrics.jsonl"
+    has_jsonl = jsonl.is_file() and jsonl.stat().st_size > 0
+    events = tensorboard_dir.is_dir() and any(tensorboard_dir.glob(EVENT_GLOB))
+    if events and (not has_jsonl or has_event_reader()):
+        return "tensorboard"
+    if has_jsonl:
+        return "jsonl"
+    if log_path.is_file():
+        return "log"
+    return None
+
+
 def run_metrics(
     phase_dir: Path, tensorboard_dir: Path, log_path: Path, *, merge_all: bool = False
 ) -> Collected:
-    """A phase's metrics from the best source it left: its TensorBoard events, else its
-    ``metrics.jsonl`` (also when no TensorBoard reader is installed), else its stdout."""
-    jsonl = phase_dir / "metrics.jsonl"
-    has_jsonl = jsonl.is_file() and jsonl.stat().st_size > 0
-    if tensorboard_dir.is_dir() and any(tensorboard_dir.glob(EVENT_GLOB)):
-        try:
-            return read_tensorboard(tensorboard_dir, merge_all=merge_all)
-        except RunnerError:
-            if not has_jsonl:
-                raise
-    if has_jsonl:
-        return read_jsonl(jsonl)
-    if log_path.is_file():
+    """A phase's metrics from the best source it left (:func:`metrics_source`): its TensorBoard
+    events, else its ``metrics.jsonl`` (also when no TensorBoard reader is installed), else its
+    stdout."""
+    kind = metrics_source(phase_dir, tensorboard_dir, log_path)
+    if kind == "tensorboard":
+        return read_tensorboard(tensorboard_dir, merge_all=merge_all)
+    if kind == "jsonl":
+        return read_jsonl(phase_dir / "metrics.jsonl")
+    if kind == "log":
         return read_megatron_log(log_path)
     return Collected({})
 

@@ -30,7 +30,8 @@ from ci_golden.goldens.discover import Job, TestCase, case_jobs
 from ci_golden.goldens.model import GoldenValues, load_golden, parse_golden, read_json, write_golden
 from ci_golden.project.config import Config
 from ci_golden.project.redact import Redactor, redact_argv
-from ci_golden.run.collect import DEFAULT_METRICS, on_golden_grid, run_metrics
+from ci_golden.run.collect import DEFAULT_METRICS, Collected, on_golden_grid, run_metrics
+from ci_golden.run.early import Watch
 from ci_golden.run.phases import (
     CheckpointEdit,
     Evaluation,
@@ -45,6 +46,9 @@ from ci_golden.run.phases import (
 from ci_golden.run.runner import Gpu, Sink, check_gpus, host_info, now, run_process
 from ci_golden.run.spec import JobSpec
 
+if t.TYPE_CHECKING:
+    from ci_golden.run.follow import Status
+
 
 def spec_for(
     case: TestCase,
@@ -56,6 +60,7 @@ def spec_for(
     time_limit: int | None = None,
     nodes: int | None = None,
     gpus: int | None = None,
+    fail_fast: bool | None = None,
 ) -> JobSpec:
     """The spec of one of the case's jobs: each setting as given (a matrix entry's, a flag's),
     else the job's entry in ``CI_GOLDEN.jobs``, else the case's ``CI_GOLDEN`` block, else the
@@ -63,6 +68,7 @@ def spec_for(
     them when the plan is made, as in Megatron-LM.)"""
     settings, defaults = case.settings, config.defaults
     listed = settings.listed(job.environment, job.platform)
+    follow = next(v for v in (fail_fast, settings.fail_fast, defaults.fail_fast) if v is not None)
     return JobSpec(
         case=case,
         environment=job.environment,
@@ -75,6 +81,7 @@ def spec_for(
         gpus=_first(
             gpus, listed.gpus if listed else None, config.platforms[job.platform].gpus_per_node
         ),
+        fail_fast=follow,
     )
 
 
@@ -163,6 +170,7 @@ class RepeatRun:
     failure: str | None = None
     timed_out: bool = False
     ran: list[Phase] = field(default_factory=list)
+    stopped: bool = False  # fail-fast stopped a phase: its verdict could no longer be pass
 
 
 @dataclass(frozen=True)
@@ -173,6 +181,9 @@ class Context:
     sink: Sink | None
     info: dict[str, t.Any]
     redact: Redactor = field(default_factory=Redactor)  # the logs, results and errors go through it
+    watch: Watch | None = None  # follows each phase (progress, fail-fast)
+    golden: GoldenValues | None = None
+    metrics: t.Collection[str] = ()
 
 
 def _run_repeat(rp: RepeatPlan, ctx: Context) -> RepeatRun:
@@ -193,13 +204,21 @@ def _run_repeat(rp: RepeatPlan, ctx: Context) -> RepeatRun:
         step.tensorboard.mkdir(parents=True, exist_ok=True)
         step.save.mkdir(parents=True, exist_ok=True)
         step.load.mkdir(parents=True, exist_ok=True)
-        result = run_process(
-            step.argv, env={**os.environ, **step.env}, cwd=step.cwd, log_path=step.log,
-            prefix=f"[{ctx.spec.case.id} {ctx.spec.environment} {ctx.spec.platform} {step.name}] ",
-            timeout=remaining, grace=ctx.grace, sink=ctx.sink, redact=ctx.redact,
-        )  # fmt: skip
+        first = _first_values(rp, step, ctx)
+        follower = ctx.watch.follower(step, rp, first) if ctx.watch else None
+        with follower or contextlib.nullcontext():
+            result = run_process(
+                step.argv, env={**os.environ, **step.env}, cwd=step.cwd, log_path=step.log,
+                prefix=f"[{ctx.spec.case.id} {ctx.spec.environment} {ctx.spec.platform} "
+                f"{step.name}] ",
+                timeout=remaining, grace=ctx.grace, sink=ctx.sink, redact=ctx.redact,
+                stop=follower.stop if follower else None,
+            )  # fmt: skip
         done.ran.append(step)
         ctx.info["exit_codes"][step.name] = result.exit_code
+        if ctx.watch and follower and ctx.watch.ended(step, rp, follower, result.stopped, first):
+            done.stopped = True
+            break
         log = _relative(step.log, ctx.spec.out)
         if result.timed_out:
             ctx.info["timed_out"] = step.name
@@ -214,6 +233,14 @@ def _run_repeat(rp: RepeatPlan, ctx: Context) -> RepeatRun:
                 f"{step.label} exited with code {result.exit_code} (log: {log}){_last_line(step)}"
             )
     return done
+
+
+def _first_values(rp: RepeatPlan, phase: Phase, ctx: Context) -> GoldenValues | None:
+    """Repeat 1's values, when ``phase`` is its resumed phase (compared with them)."""
+    ev = rp.evaluation
+    if rp.number != 1 or ev.second is None or phase.tensorboard != ev.second:
+        return None
+    return _phase_values(rp, ev.first, ctx.golden, ctx.metrics)
 
 
 def _relative(path: Path, out: Path) -> str:
@@ -252,19 +279,32 @@ def _collect(rp: RepeatPlan, golden: GoldenValues | None, metrics: t.Collection[
             return Values(None)
         return Values(parse_golden(read_json(ev.first), ev.first))
 
-    def values(tb: Path | None) -> GoldenValues | None:
-        phase = _phase_of(rp, tb)
-        if phase is None or tb is None:
-            return None
-        collected = run_metrics(phase.dir, tb, phase.log, merge_all=ev.merge_all)
-        if not collected.series:
-            return None
-        return on_golden_grid(
-            collected.series, golden, metrics=metrics, step_size=ev.step_size,
-            train_iters=ev.train_iters,
-        )  # fmt: skip
+    return Values(
+        _phase_values(rp, ev.first, golden, metrics), _phase_values(rp, ev.second, golden, metrics)
+    )
 
-    return Values(values(ev.first), values(ev.second))
+
+def _phase_values(
+    rp: RepeatPlan, tb: Path | None, golden: GoldenValues | None, metrics: t.Collection[str]
+) -> GoldenValues | None:
+    """The values of the phase writing TensorBoard folder ``tb``, on the golden's grid."""
+    phase = _phase_of(rp, tb)
+    if phase is None or tb is None:
+        return None
+    ev = rp.evaluation
+    collected = run_metrics(phase.dir, tb, phase.log, merge_all=ev.merge_all)
+    if not collected.series:
+        return None
+    return _grid(collected, ev, golden, metrics)
+
+
+def _grid(
+    collected: Collected, ev: Evaluation, golden: GoldenValues | None, metrics: t.Collection[str]
+) -> GoldenValues:
+    return on_golden_grid(
+        collected.series, golden, metrics=metrics, step_size=ev.step_size,
+        train_iters=ev.train_iters,
+    )  # fmt: skip
 
 
 def _tracker(folder: Path) -> int:
@@ -316,13 +356,16 @@ def execute(
     grace: float = 10.0,
     keep_checkpoints: bool = False,
     environ: t.Mapping[str, str] | None = None,
+    progress: t.Callable[[Status], None] | None = None,
 ) -> CaseResult:
     """Run the job and write ``result.json`` (and the actual values) into ``spec.out``.
 
     ``result.json`` is written whatever happens: a config it cannot plan, a wrong runner, a
     launcher that cannot start (each an ``error`` result, then the error is raised), a crash or
     a timeout (an ``error`` result). On KeyboardInterrupt the processes are stopped, an
-    ``error`` result saying so is written, and the interrupt re-raised.
+    ``error`` result saying so is written, and the interrupt re-raised. Each phase is followed
+    while it runs (``progress`` gets its status); with ``spec.fail_fast`` a run whose verdict can
+    no longer be pass is stopped there (:mod:`ci_golden.run.early`).
     """
     case = spec.case
     make_out(spec.out)
@@ -378,11 +421,19 @@ def execute(
             info.update(
                 gpu=gpus[0].name, gpus=len(gpus), gpu_memory=gpus[0].memory, driver=gpus[0].driver
             )
-    ctx = Context(spec, time.monotonic() + spec.time_limit, grace, sink, info, redact)
     metrics = {
         *DEFAULT_METRICS, *gated, *(k for k in policies if "*" not in k),
         *(golden.metrics if golden else ()),
     }  # fmt: skip
+    kw = {"policies": policies, "gated": gated, "nondeterministic": nondeterministic}
+    watch = Watch(
+        spec, the_plan, golden, lambda c, ev: _grid(c, ev, golden, metrics), kw,
+        metrics=metrics, progress=progress,
+    )  # fmt: skip
+    ctx = Context(
+        spec, time.monotonic() + spec.time_limit, grace, sink, info, redact, watch, golden,
+        metrics,
+    )  # fmt: skip
     try:
         result = _run_and_compare(the_plan, spec, config, ctx, golden, metrics, policies, gated)
     except KeyboardInterrupt:
@@ -410,15 +461,25 @@ def _run_and_compare(
     error: str | None = None
     skipped: str | None = None
     consistency: tuple[bool, str] | None = None
+    stopped: tuple[int, int] | None = None  # (through, last step) of a phase fail-fast stopped
+    written: GoldenValues | None = None
     for rp in the_plan.repeats:
         done = _run_repeat(rp, ctx)
         ev = rp.evaluation
         values = (
             _collect(rp, golden, metrics) if ev.kind in ("golden", "inference") else Values(None)
         )
+        if done.stopped and ctx.watch is not None and ctx.watch.stop is not None:
+            values, written, stopped = _stopped_values(values, ctx.watch, ev)
         if values.first is not None:
             path = repeat_dir(spec.out, rp.number) / spec.actual_name
-            write_golden(path, values.first)
+            write_golden(path, written if stopped and written is not None else values.first)
+        if stopped is not None:
+            if values.first is not None:
+                firsts.append(values.first)
+            if rp.number == 1 and values.second is not None:
+                resumed = values.second
+            break
         failed = done.exit_code != 0
         if kind.test_type == "release" and ev.until is not None:
             reached = _tracker(the_plan.save)
@@ -471,18 +532,43 @@ def _run_and_compare(
             if resumed is None:
                 error = "the resumed phase of repeat 1 logged none of the compared metrics"
                 break
+    if ctx.watch is not None and ctx.watch.problems:
+        ctx.info["fail_fast_problems"] = ctx.watch.problems
     ctx.info["end"] = now()
+    finish = None
+    if stopped is not None and ctx.watch is not None:
+        watch, (through, last) = ctx.watch, stopped
+        deadline = ctx.deadline
+
+        def finish(result: CaseResult) -> CaseResult:
+            return watch.stopped_result(result, through, last, deadline)
+
     return _result(
         the_plan, spec, config, ctx, golden, firsts, resumed, error, skipped, consistency,
-        policies, gated,
+        policies, gated, written=written if firsts and stopped else None, finish=finish,
     )  # fmt: skip
+
+
+def _stopped_values(
+    values: Values, watch: Watch, ev: Evaluation
+) -> tuple[Values, GoldenValues | None, tuple[int, int]]:
+    """A repeat whose phase fail-fast stopped: that phase's best case to compare, the values of
+    the first phase as logged (to write), and (through, last step)."""
+    assert watch.stop is not None
+    if watch.stop.phase.tensorboard == ev.second and values.second is not None:
+        best, _real, through, last = watch.best_values(values.second)
+        return Values(values.first, best), values.first, (through, last)
+    assert values.first is not None
+    best, real, through, last = watch.best_values(values.first)
+    return Values(best, values.second), real, (through, last)
 
 
 def _result(
     the_plan: RunPlan, spec: JobSpec, config: Config, ctx: Context,
     golden: GoldenValues | None, firsts: list[GoldenValues], resumed: GoldenValues | None,
     error: str | None, skipped: str | None, consistency: tuple[bool, str] | None,
-    policies: t.Any, gated: tuple[str, ...],
+    policies: t.Any, gated: tuple[str, ...], *, written: GoldenValues | None = None,
+    finish: t.Callable[[CaseResult], CaseResult] | None = None,
 ) -> CaseResult:  # fmt: skip
     case = spec.case
     nondeterministic = is_nondeterministic(case.model_config)
@@ -495,7 +581,7 @@ def _result(
     )  # fmt: skip
     actual_path = None
     if firsts:
-        write_golden(spec.out / spec.actual_name, firsts[0])
+        write_golden(spec.out / spec.actual_name, written or firsts[0])
         actual_path = spec.actual_name
     if consistency is not None and error is None:
         result = CaseResult(
@@ -514,6 +600,8 @@ def _result(
             resume_step=half, repeats=firsts[1:] if error is None else (),
             error=error, run_info=ctx.info, actual_path=actual_path, root=config.root,
         )  # fmt: skip
+        if finish is not None:
+            result = finish(result)
     write_result(spec.out / RESULT_FILE, result)
     return result
 

@@ -19,6 +19,7 @@ if t.TYPE_CHECKING:
     from ci_golden.compare.result import CaseResult
     from ci_golden.project.config import Config
     from ci_golden.project.config import Executor as ExecutorName
+    from ci_golden.run.follow import Status
     from ci_golden.run.runner import Sink
     from ci_golden.run.spec import JobSpec
 
@@ -32,6 +33,7 @@ class RunOptions:
     check_gpu: bool = True
     grace: float = 10.0  # seconds between SIGTERM and SIGKILL
     keep_checkpoints: bool = False
+    progress: t.Callable[[Status], None] | None = None  # where the local run's progress goes
 
 
 class Executor(t.Protocol):
@@ -52,7 +54,7 @@ class LocalExecutor:
     ) -> CaseResult:
         return execute(
             spec, config, check_gpu=options.check_gpu, sink=sink, grace=options.grace,
-            keep_checkpoints=options.keep_checkpoints,
+            keep_checkpoints=options.keep_checkpoints, progress=options.progress,
         )  # fmt: skip
 
     def render(self, spec: JobSpec, config: Config, options: RunOptions) -> str:

@@ -25,6 +25,7 @@ from ci_golden.validate.engine import validate
 if t.TYPE_CHECKING:
     from ci_golden.compare.result import CaseResult
     from ci_golden.report.aggregate import Report
+    from ci_golden.run.follow import Status
     from ci_golden.validate.engine import ValidationResult
 
 REPORT_FILES = {"markdown": "report.md", "json": "report.json", "junit": "junit.xml"}
@@ -45,14 +46,23 @@ class LocalRun:
         return self.validation.errors > 0
 
 
-def plan_jobs(suite: Suite, platforms: t.Collection[str], out: Path) -> list[JobSpec]:
-    """Every job of the suite on ``platforms``, each with its own folder below ``out``."""
+def plan_jobs(
+    suite: Suite, platforms: t.Collection[str], out: Path, *, fail_fast: bool | None = None
+) -> list[JobSpec]:
+    """Every job of the suite on ``platforms``, each with its own folder below ``out``;
+    ``fail_fast`` False turns fail-fast off for all of them."""
 
     config = suite.config
     where = config.source or "<built-in config>"
     config.check_names("platform", platforms, where)
     return [
-        spec_for(case, job, config, out / job_id(case.id, job.environment, job.platform))
+        spec_for(
+            case,
+            job,
+            config,
+            out / job_id(case.id, job.environment, job.platform),
+            fail_fast=fail_fast,
+        )
         for case in suite.cases
         for job in case_jobs(case, config)
         if job.platform in platforms
@@ -83,6 +93,8 @@ def run_local(
     allow_drift: bool = False,
     sink: Sink | None = None,
     on_job: t.Callable[[JobSpec, CaseResult], None] | None = None,
+    fail_fast: bool | None = None,
+    progress: t.Callable[[Status], None] | None = None,
 ) -> LocalRun:
     """Validate the suite; unless that finds errors, run the jobs of ``platforms`` and report.
 
@@ -92,7 +104,7 @@ def run_local(
     validation = validate(suite)
     if validation.errors:
         return LocalRun(validation)
-    specs = plan_jobs(suite, platforms, out)
+    specs = plan_jobs(suite, platforms, out, fail_fast=fail_fast)
     if not specs:
         raise InputError(
             str(suite.root),
@@ -103,7 +115,8 @@ def run_local(
     results = []
     for spec in specs:
         executor = executor_for(spec, suite.config, notify=sink)
-        result = executor.run(spec, suite.config, RunOptions(check_gpu=check_gpu), sink)
+        options = RunOptions(check_gpu=check_gpu, progress=progress)
+        result = executor.run(spec, suite.config, options, sink)
         results.append(result)
         if on_job is not None:
             on_job(spec, result)

@@ -124,6 +124,7 @@ class ProcessResult:
     start: str
     end: str
     seconds: float
+    stopped: bool = False  # ``stop`` was set: the group was stopped on request
 
 
 def _group_alive(pgid: int) -> bool:
@@ -189,16 +190,19 @@ def run_process(
     timeout: float | None = None,
     grace: float = 10.0,
     sink: Sink | None = None,
+    stop: threading.Event | None = None,
     redact: t.Callable[[str], str] | None = None,
 ) -> ProcessResult:
-    """Run one command to its end, its timeout, or a KeyboardInterrupt (re-raised after cleanup).
+    """Run one command to its end, its timeout, ``stop`` being set, or a KeyboardInterrupt
+    (re-raised after cleanup). A timeout or a stop ends the process group with SIGTERM, then
+    SIGKILL after ``grace`` seconds.
 
     stdout and stderr go, merged, to ``log_path`` and line by line to ``sink`` with ``prefix``,
     each line through ``redact`` first.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start, t0 = now(), time.monotonic()
-    timed_out = cancelled = False
+    timed_out = cancelled = stopped = False
     with log_path.open("wb") as log:
         try:
             proc = subprocess.Popen(
@@ -213,10 +217,7 @@ def run_process(
         )
         pump.start()
         try:
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
+            timed_out, stopped = _wait(proc, timeout, stop)
         except KeyboardInterrupt:
             cancelled = True
             stop_group(proc.pid, grace)
@@ -225,9 +226,33 @@ def run_process(
             raise
         finally:
             if not cancelled:
-                stop_group(proc.pid, grace if timed_out else min(grace, 2.0))
+                stop_group(proc.pid, grace if timed_out or stopped else min(grace, 2.0))
                 proc.wait()
                 pump.join(timeout=5)
     return ProcessResult(
-        tuple(argv), proc.returncode, timed_out, cancelled, start, now(), time.monotonic() - t0
-    )
+        tuple(argv), proc.returncode, timed_out, cancelled, start, now(), time.monotonic() - t0,
+        stopped,
+    )  # fmt: skip
+
+
+STOP_POLL = 0.05  # seconds between looks at the stop event while the process runs
+
+
+def _wait(
+    proc: subprocess.Popen[bytes], timeout: float | None, stop: threading.Event | None
+) -> tuple[bool, bool]:
+    """Wait for ``proc``; (timed out, stopped on request)."""
+    if stop is None:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return True, False
+        return False, False
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while proc.poll() is None:
+        left = STOP_POLL if deadline is None else min(STOP_POLL, deadline - time.monotonic())
+        if left <= 0:
+            return True, False
+        if stop.wait(left):
+            return False, proc.poll() is None
+    return False, False

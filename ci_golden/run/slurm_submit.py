@@ -67,6 +67,8 @@ def submission(
         inner.append("--skip-gpu-check")
     if options.keep_checkpoints:
         inner.append("--keep-checkpoints")
+    if not spec.fail_fast:
+        inner.append("--no-fail-fast")
     lines = ["#!/bin/bash", "# ci-golden: runs the job on the first node of the allocation"]
     if spec.nodes > 1:
         lines += ['MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',

@@ -21,6 +21,7 @@ class JobSpec:
     time_limit: int = 3600
     nodes: int = 1
     gpus: int = 0
+    fail_fast: bool = True  # stop the run at its first certain failure
 
     @property
     def job(self) -> Job:

@@ -11,6 +11,7 @@ extra, or tensorboardX's copy of it), which is far faster than TensorBoard's
 
 from __future__ import annotations
 
+import functools
 import struct
 import typing as t
 from dataclasses import dataclass, field
@@ -40,6 +41,16 @@ def masked_crc32c(data: bytes) -> int:
         crc = _CRC_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
     crc ^= 0xFFFFFFFF
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+@functools.lru_cache(maxsize=1)
+def has_event_reader() -> bool:
+    """Whether event files can be read here (tensorboard or tensorboardX installed)."""
+    try:
+        _event_class()
+    except RunnerError:
+        return False
+    return True
 
 
 def _event_class() -> t.Any:
@@ -93,13 +104,15 @@ def _tensor_scalar(tensor: t.Any) -> float | None:
 @dataclass
 class EventScalars:
     """The scalars of one event file: ``{tag: {step: value}}``; a repeated step keeps its last
-    value.
+    value. ``offset`` is where the next record starts (the end of the last complete one).
     """
 
     path: Path
     scalars: dict[str, dict[int, float]] = field(default_factory=dict)
     records: int = 0
     notes: list[str] = field(default_factory=list)
+    offset: int = 0
+    other_plugin: set[str] = field(default_factory=set)
 
 
 def read_event_file(path: Path) -> EventScalars:
@@ -108,48 +121,77 @@ def read_event_file(path: Path) -> EventScalars:
     Tensors of a tag whose metadata names a plugin other than ``scalars`` (text, histograms,
     hparams) are left out.
     """
-    event_cls = _event_class()
-    from_string = event_cls.FromString
+    out = EventScalars(path)
+    decode_records(_read_bytes(path), out, final=True)
+    return out
+
+
+def read_event_tail(out: EventScalars) -> None:
+    """Add the records written to ``out.path`` since ``out.offset`` (a file still being written:
+    a record cut short is left for the next call)."""
     try:
-        data = path.read_bytes()
+        with out.path.open("rb") as f:
+            f.seek(out.offset)
+            data = f.read()
+    except OSError as e:
+        raise InputError(str(out.path), f"cannot read file: {e.strerror or e}") from e
+    if data:
+        decode_records(data, out, final=False)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
     except OSError as e:
         raise InputError(str(path), f"cannot read file: {e.strerror or e}") from e
-    out = EventScalars(path)
+
+
+def decode_records(data: bytes, out: EventScalars, *, final: bool) -> None:
+    """Decode the complete records of ``data`` (the bytes of ``out.path`` from ``out.offset``)
+    into ``out`` and move ``out.offset`` past them. ``final``: the file is complete, so a record
+    cut short is noted as a truncation."""
+    event_cls = _event_class()
+    from_string = event_cls.FromString
+    path, base = out.path, out.offset
     scalars = out.scalars
-    other_plugin: set[str] = set()
+    other_plugin = out.other_plugin
     known_headers: dict[bytes, int] = {}
     unpack = _HEADER.unpack_from
-    pos, size, records = 0, len(data), 0
+    pos, size, records = 0, len(data), out.records
     while pos < size:
         if pos + 12 > size:
-            out.notes.append(
-                f"{path}: truncated at byte {pos} (partial record header); "
-                f"read {records} records up to the cut"
-            )
+            if final:
+                out.notes.append(
+                    f"{path}: truncated at byte {base + pos} (partial record header); "
+                    f"read {records} records up to the cut"
+                )
             break
         length, header_crc = unpack(data, pos)
         header = data[pos : pos + 8]
         if known_headers.get(header) != header_crc:
             if masked_crc32c(header) != header_crc:
-                out.notes.append(
-                    f"{path}: corrupt record header at byte {pos}; "
+                note = (
+                    f"{path}: corrupt record header at byte {base + pos}; "
                     f"read {records} records up to there"
                 )
+                if note not in out.notes:  # a followed file meets it again on every call
+                    out.notes.append(note)
                 break
             known_headers[header] = header_crc
         start = pos + 12
         end = start + length
         if end + 4 > size:
-            out.notes.append(
-                f"{path}: truncated at byte {pos} (record of {length} bytes cut short); "
-                f"read {records} records up to the cut"
-            )
+            if final:
+                out.notes.append(
+                    f"{path}: truncated at byte {base + pos} (record of {length} bytes cut short); "
+                    f"read {records} records up to the cut"
+                )
             break
         try:
             event = from_string(data[start:end])
         except Exception as e:  # google.protobuf.message.DecodeError
             raise InputError(
-                str(path), f"record at byte {pos} is not a TensorBoard Event: {e}"
+                str(path), f"record at byte {base + pos} is not a TensorBoard Event: {e}"
             ) from e
         pos = end + 4
         records += 1
@@ -176,7 +218,7 @@ def read_event_file(path: Path) -> EventScalars:
                 series = scalars[tag] = {}
             series[step] = number  # type: ignore[assignment]
     out.records = records
-    return out
+    out.offset = base + pos
 
 
 def event_files(folder: Path) -> list[Path]:

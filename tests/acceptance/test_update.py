@@ -53,7 +53,9 @@ def demo_repo(tmp_path: Path, repo_root: Path) -> Path:
 
 
 def run_demo(cli: t.Any, repo: Path, case: str, out: Path) -> t.Any:
-    return cli("run", case, "--environment", "dev", "--platform", "cpu", "--out", out, cwd=repo)
+    # trained to the end: a refresh needs every step, which fail-fast would not wait for
+    return cli("run", case, "--environment", "dev", "--platform", "cpu", "--out", out,
+               "--no-fail-fast", cwd=repo)  # fmt: skip
 
 
 def test_refresh_loop_on_the_demo_case(demo_repo: Path, tmp_path: Path, cli: t.Any) -> None:

@@ -375,6 +375,17 @@ def test_jsonl(tmp_path: Path) -> None:
     )
 
 
+def test_jsonl_cut_short_by_a_stopped_run(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "lm loss": 2.5}\n{"step": 2, "lm loss": 2.4}\n{"step": 3, "lm l')
+    got = read_jsonl(path)
+    assert got.series == {"lm loss": {1: 2.5, 2: 2.4}}
+    assert got.notes == (f"{path}: line 3 is cut short (the run stopped while writing it)",)
+    path.write_text('{"step": 1, "lm loss": 2.5}\n{"step": 3, "lm l\n')  # ended: a real error
+    with pytest.raises(InputError, match="not JSON"):
+        read_jsonl(path)
+
+
 def test_cli_jsonl_bad_line(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"step": 1, "lm loss": 2.5}\n{"lm loss": 2.0}\n')
