@@ -11,7 +11,7 @@ from ci_golden.errors import UsageError
 from ci_golden.goldens.discover import discover
 from ci_golden.plan import emit
 from ci_golden.plan.select import Filters, changed_paths, parse_shard, select
-from ci_golden.project.files import atomic_write_text
+from ci_golden.project.files import append_text, atomic_write_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--gitlab-image and --gitlab-before-script need --ci gitlab")
     config = load_project(args)
     suite = discover(config)
+    suite.require_readable()
     filters = Filters(
         scope=args.scope,
         platforms=tuple(args.platform),
@@ -87,8 +88,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         atomic_write_text(Path(args.output), line)
     if args.github_output:
-        with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as f:
-            f.write(emit.github_output_lines(args.github_output, text, count))
+        append_text(
+            os.environ["GITHUB_OUTPUT"], emit.github_output_lines(args.github_output, text, count)
+        )
     elif not args.output:
         sys.stdout.write(line)
     summary = (

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ci_golden.compare.result import exit_code
 from ci_golden.errors import UsageError
-from ci_golden.project.files import atomic_write_text
+from ci_golden.project.files import append_text, atomic_write_text
 from ci_golden.report.aggregate import (
     build_report,
     check_out_path,
@@ -94,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
             max_chars=args.max_chars,
             name=str(path),
         )
-        with path.open("a", encoding="utf-8") as f:
-            f.write(text)
+        append_text(path, text)
         sys.stdout.write(render_annotations(report))
         return code
     text = render_report(report, args.format, max_chars=args.max_chars)
