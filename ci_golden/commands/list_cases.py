@@ -15,6 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
 
     suite = load_suite(args)
+    suite.require_readable()
     rows: list[dict[str, t.Any]] = []
     for case in suite.cases:
         jobs = case_jobs(case, suite.config)
