@@ -243,10 +243,15 @@ def plan_updates(
     return updates
 
 
+class InvalidGolden(InputError):
+    """A new golden the validator refuses: that file is not written, the others still are."""
+
+
 def write_checked(target: Path, text: str, run: tuple[int, str] | None) -> None:
     """Write ``text`` to a temp file beside ``target`` (same file system), check it with the
-    validator, then rename it over ``target``. Raises :class:`InputError`, leaving nothing behind,
-    when the validator finds an error or the file cannot be written (a full disk)."""
+    validator, then rename it over ``target``, leaving nothing behind on failure. Raises
+    :class:`InvalidGolden` when the validator finds an error, :class:`InputError` when the file
+    cannot be written (a full disk: no other golden can be either)."""
 
     try:
         with TempBeside(target) as tmp:
@@ -254,7 +259,7 @@ def write_checked(target: Path, text: str, run: tuple[int, str] | None) -> None:
             errors = [f for f in check_golden_file(tmp.path, run=run)[1] if f.is_error]
             if errors:
                 e = errors[0]
-                raise InputError(
+                raise InvalidGolden(
                     str(target), f"the new golden fails validation ({e.code}): {e.message}", e.where
                 )
             tmp.replace()
@@ -280,7 +285,7 @@ def apply_updates(updates: t.Sequence[Update], suite: Suite) -> list[Update]:
             continue
         try:
             write_checked(target, text, run_length(suite.case(u.case).model_config))
-        except InputError as e:
+        except InvalidGolden as e:
             out[i] = Update(
                 u.result_path,
                 u.case,

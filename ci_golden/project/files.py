@@ -112,15 +112,21 @@ def append_text(path: Path | str, text: str) -> None:
     it or, on a full disk, none of it (the file is cut back to its old size). An existing FIFO,
     socket, device or folder is refused without being opened."""
     name = str(path)
-    with os.fdopen(_open_append(name), "ab") as f:
-        size = os.fstat(f.fileno()).st_size
-        try:
-            f.write(text.encode("utf-8"))
-            f.flush()
-        except OSError as e:
-            with contextlib.suppress(OSError):
-                os.ftruncate(f.fileno(), size)
-            raise InputError(name, f"cannot write: {e.strerror or e}") from None
+    existed = os.path.lexists(name)
+    fd = _open_append(name)
+    try:
+        size = os.fstat(fd).st_size
+        data = memoryview(text.encode("utf-8"))
+        while data:  # a write cut short by a full disk returns less; the next one fails
+            data = data[os.write(fd, data) :]
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+            if not existed:
+                os.unlink(name)
+        raise InputError(name, f"cannot write: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
 
 
 def _open_append(name: str) -> int:
@@ -290,9 +296,12 @@ def atomic_write_text(path: Path, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # a file stands where a folder of the path should be
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path)) from None
-    with TempBeside(path) as tmp:
-        tmp.write(text)
-        tmp.replace()
+    try:
+        with TempBeside(path) as tmp:
+            tmp.write(text)
+            tmp.replace()
+    except OSError as e:  # a full disk, a read-only folder: the file keeps its old content
+        raise InputError(str(path), f"cannot write: {e.strerror or e}") from None
 
 
 def mode_for(path: Path) -> int:
