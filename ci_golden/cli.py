@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("compare", "compare actual metric values with a golden file"),
     "report": (
         "report",
-        "aggregate job results into one Markdown, JUnit, JSON or step-summary report",
+        "aggregate job results into one Markdown, JUnit, JSON, step-summary or HTML report",
     ),
     "comment": ("comment", "post or update the one report comment on the pull/merge request"),
     "local": (
@@ -50,6 +50,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "migrate": ("migrate", "rewrite legacy list-layout goldens into the current layout"),
     "calibrate": ("calibrate", "recommend tolerances from repeated runs"),
     "prune": ("prune", "list golden files no job reads; delete them with --apply"),
+    "import-recipes": (
+        "import_recipes",
+        "turn Megatron-LM's recipes into each case's CI_GOLDEN jobs and the config's scopes",
+    ),
 }
 
 EXIT_INTERNAL = 3
@@ -140,7 +144,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         code: int = args._module.run(args)
         sys.stdout.flush()
     except CiGoldenError as e:
-        print(f"{name}: error: {e}", file=sys.stderr)
+        print(f"{name}: error: {_redact(str(e))}", file=sys.stderr)
         return e.exit_code
     except BrokenPipeError:
         _quiet_stdout()
@@ -152,16 +156,23 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         if e.filename is None and e.errno not in _ENVIRONMENT_ERRNOS:
             return _internal_error(name, e, args.verbose)
         where = f"{e.filename}: " if e.filename is not None else ""
-        print(f"{name}: error: {where}{e.strerror or e}", file=sys.stderr)
+        print(f"{name}: error: {_redact(f'{where}{e.strerror or e}')}", file=sys.stderr)
         return 2
     except Exception as e:
         return _internal_error(name, e, args.verbose)
     return code
 
 
+def _redact(text: str) -> str:
+    """``text`` without the secrets of this process's environment, nor credentials in URLs."""
+    from ci_golden.project.redact import Redactor
+
+    return Redactor.from_environ(os.environ)(text)
+
+
 def _internal_error(name: str, e: BaseException, verbose: int) -> int:
     if verbose:
-        traceback.print_exception(e)
+        print(_redact("".join(traceback.format_exception(e))), end="", file=sys.stderr)
     detail = "" if verbose else "; rerun with -v for the traceback"
     print(
         f"{name}: internal error ({type(e).__name__}): a bug in ci-golden, not in your "

@@ -11,7 +11,27 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-CORPUS = REPO.parent / "shared" / "megatron_corpus" / "test_cases"
+
+
+def _shared() -> Path:
+    """``shared/`` beside the checkout; for a git worktree elsewhere, beside the main checkout."""
+    here = REPO.parent / "shared"
+    if here.is_dir():
+        return here
+    proc = subprocess.run(
+        ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    common = Path(proc.stdout.strip())
+    return common.parent.parent / "shared" if proc.returncode == 0 and common.name else here
+
+
+SHARED = _shared()
+CORPUS = SHARED / "megatron_corpus" / "test_cases"
+MEGATRON_REFERENCE = SHARED / "megatron_reference"
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +45,15 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(f"Megatron-LM corpus not found at {CORPUS}")
     return CORPUS
+
+
+@pytest.fixture(scope="session")
+def megatron_reference() -> Path:
+    """Megatron-LM's own CI code beside the checkout (read-only, used as an oracle); tests using
+    it skip when it is absent."""
+    if not (MEGATRON_REFERENCE / "tests" / "test_utils" / "recipes").is_dir():
+        pytest.skip(f"Megatron-LM reference not found at {MEGATRON_REFERENCE}")
+    return MEGATRON_REFERENCE
 
 
 class CliResult(t.NamedTuple):

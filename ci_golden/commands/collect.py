@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from ci_golden.errors import UsageError
-from ci_golden.goldens.model import dumps_golden, write_golden
+from ci_golden.goldens.model import dumps_golden, load_golden, write_golden
 from ci_golden.run.collect import collect
 
 
@@ -22,8 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metric", action="append", default=[], help="metric to keep (default: all)"
     )
-    parser.add_argument("--start-step", type=int, default=1)
-    parser.add_argument("--step-interval", type=int, default=1)
+    parser.add_argument(
+        "--step-size",
+        type=int,
+        default=1,
+        help="keep step 1 and every multiple of N (Megatron-LM's grid; default 1)",
+    )
+    parser.add_argument(
+        "--golden", metavar="G", help="put the metrics this golden has on its own steps"
+    )
     parser.add_argument(
         "--train-iters",
         type=int,
@@ -34,19 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
-    if args.start_step < 0 or args.step_interval < 1:
-        raise UsageError("--start-step must be >= 0 and --step-interval >= 1")
-    if args.train_iters is not None and args.train_iters < args.start_step:
-        raise UsageError(
-            f"--train-iters {args.train_iters} is before --start-step {args.start_step}"
-        )
+    if args.step_size < 1:
+        raise UsageError("--step-size must be >= 1")
+    if args.train_iters is not None and args.train_iters < 1:
+        raise UsageError(f"--train-iters {args.train_iters}: expected at least 1")
     golden, notes = collect(
         [Path(s) for s in args.sources],
         fmt=args.source_format,
         metrics=args.metric or None,
-        start_step=args.start_step,
-        step_interval=args.step_interval,
+        step_size=args.step_size,
         train_iters=args.train_iters,
+        golden=load_golden(Path(args.golden)) if args.golden else None,
     )
     for note in notes:
         print(f"ci-golden collect: warning: {note}", file=sys.stderr)

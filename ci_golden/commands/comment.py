@@ -5,10 +5,9 @@ import os
 import sys
 import typing as t
 
-from ci_golden.errors import CiGoldenError
-from ci_golden.forge.context import secrets_in
+from ci_golden.commands import pr_number
 from ci_golden.forge.post import PREFIX, post_report, request_figure, set_status
-from ci_golden.forge.sansio import Redactor
+from ci_golden.project.redact import Redactor
 
 if t.TYPE_CHECKING:
     from ci_golden.forge.post import Message
@@ -32,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pr",
         metavar="NUMBER",
-        type=int,
+        type=pr_number,
         help="pull/merge request number (default: from the CI event or variables)",
     )
 
@@ -47,32 +46,29 @@ def _show(messages: t.Iterable[Message]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit 0 when the comment was posted or there was nothing to post; errors raise (exit 2)."""
+    """Exit 0 when the comment was posted or there was nothing to post; errors raise (exit 2,
+    their messages redacted by the CLI's error boundary)."""
     from pathlib import Path
 
     environ = os.environ
-    redact = Redactor(secrets_in(environ))
+    redact = Redactor.from_environ(environ)
     verbose = bool(getattr(args, "verbose", 0))
     log = (lambda line: _say(PREFIX + line, err=True)) if verbose else None
-    try:
-        posting = post_report(
-            Path(args.report),
-            forge=args.forge,
-            key=args.key,
-            only_on_regression=args.only_on_regression,
-            dry_run=args.dry_run,
-            pr=args.pr,
-            verbose=verbose,
-            environ=environ,
-            redact=redact,
-            log=log,
-        )
-        _show(posting.messages)
-        if args.status and posting.posted and not args.dry_run:
-            _show(set_status(posting, key=args.key))
-    except CiGoldenError as e:
-        e.args = tuple(redact(str(a)) for a in e.args)
-        raise
+    posting = post_report(
+        Path(args.report),
+        forge=args.forge,
+        key=args.key,
+        only_on_regression=args.only_on_regression,
+        dry_run=args.dry_run,
+        pr=args.pr,
+        verbose=verbose,
+        environ=environ,
+        redact=redact,
+        log=log,
+    )
+    _show(posting.messages)
+    if args.status and posting.posted and not args.dry_run:
+        _show(set_status(posting, key=args.key))
     if verbose and posting.client is not None:
         _say(PREFIX + request_figure(posting.client), err=True)
     return 0

@@ -12,8 +12,10 @@ from ci_golden.compare.result import RESULT_FILE, exit_code
 from ci_golden.errors import CiGoldenError, InputError, UsageError
 from ci_golden.goldens.model import loads_strict, read_json
 from ci_golden.plan.select import ENTRY_KEYS, job_id
-from ci_golden.run.execute import case_job, execute, plan, spec_for
-from ci_golden.run.launch import render_plan
+from ci_golden.project.schema import did_you_mean
+from ci_golden.report.render import render_text
+from ci_golden.run.execute import case_job, spec_for
+from ci_golden.run.executor import EXECUTORS, RunOptions, executor_for
 from ci_golden.run.runner import sigterm_as_interrupt
 
 if t.TYPE_CHECKING:
@@ -27,14 +29,25 @@ MAX_JOB_BYTES = 1024 * 1024  # a matrix entry is a few hundred bytes
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("case", nargs="?", help="case id (its folder below the test-case root)")
     parser.add_argument(
-        "--job", metavar="JSON", help="one matrix entry, as JSON (or a file holding it)"
+        "--job",
+        metavar="JSON",
+        help="one matrix entry, as JSON (or a file holding it); with --job-id, a matrix file "
+        '({"include": [...]}, as matrix --output writes it)',
     )
+    parser.add_argument("--job-id", metavar="ID", help="the entry of the --job matrix to run")
     parser.add_argument("--environment", metavar="E")
     parser.add_argument("--platform", metavar="P")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: ci-golden-out/<job>)")
     parser.add_argument("--n-repeat", type=int, metavar="N")
     parser.add_argument(
-        "--dry-run", action="store_true", help="print the commands and environment, run nothing"
+        "--dry-run",
+        action="store_true",
+        help="print the commands and environment (and the sbatch command on Slurm), run nothing",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="run here (local) or submit to Slurm (default: the platform's executor)",
     )
     parser.add_argument("--skip-gpu-check", action="store_true")
     parser.add_argument("--allow-drift", action="store_true")
@@ -52,9 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _job_entry(text: str) -> tuple[str, dict[str, t.Any]]:
-    """The matrix entry of ``--job`` and the name errors give (``--job``, or the file holding
-    it)."""
+def _job_entry(text: str, wanted: str | None = None) -> tuple[str, dict[str, t.Any]]:
+    """The matrix entry of ``--job`` (with ``wanted``, the entry of that id in the matrix of
+    ``--job``) and the name errors give (``--job``, or the file holding it)."""
 
     if text.lstrip().startswith("{"):
         name, entry = "--job", loads_strict(text, "--job")
@@ -62,6 +75,8 @@ def _job_entry(text: str) -> tuple[str, dict[str, t.Any]]:
         name, entry = text, read_json(Path(text), max_bytes=MAX_JOB_BYTES)
     if not isinstance(entry, dict):
         raise InputError(name, "expected a JSON object (one matrix entry)", "$")
+    if wanted is not None:
+        entry = _entry_of(name, entry, wanted)
     for key in ("case", "environment", "platform"):
         if not isinstance(entry.get(key), str):
             raise InputError(name, f"missing or non-string {key!r}", f"$.{key}")
@@ -94,6 +109,21 @@ def _job_entry(text: str) -> tuple[str, dict[str, t.Any]]:
     return name, entry
 
 
+def _entry_of(name: str, matrix: dict[str, t.Any], wanted: str) -> dict[str, t.Any]:
+    """The entry whose id is ``wanted`` in a matrix ``{"include": [...]}``."""
+    entries = matrix.get("include")
+    if not isinstance(entries, list):
+        raise InputError(name, '--job-id needs a matrix: {"include": [...]}', "$.include")
+    ids = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise InputError(name, "expected a JSON object (one matrix entry)", f"$.include[{i}]")
+        if entry.get("id") == wanted:
+            return entry
+        ids.append(str(entry.get("id")))
+    raise InputError(name, f"no job {wanted!r} in the matrix{did_you_mean(wanted, ids)}", "$")
+
+
 def job_spec(args: argparse.Namespace, suite: Suite) -> JobSpec:
     """The job to run, from ``--job`` or from CASE ``--environment --platform``."""
 
@@ -102,10 +132,12 @@ def job_spec(args: argparse.Namespace, suite: Suite) -> JobSpec:
         raise UsageError(f"--n-repeat {args.n_repeat}: expected 1 to 100")
     name: str | None = None
     entry: dict[str, t.Any] = {}
+    if args.job_id is not None and not args.job:
+        raise UsageError("--job-id needs --job MATRIX_FILE")
     if args.job:
         if args.case or args.environment or args.platform:
             raise UsageError("give either --job or CASE --environment E --platform P, not both")
-        name, entry = _job_entry(args.job)
+        name, entry = _job_entry(args.job, args.job_id)
         case_id, environment, platform = entry["case"], entry["environment"], entry["platform"]
     else:
         if not (args.case and args.environment and args.platform):
@@ -134,17 +166,26 @@ def _print(line: str) -> None:
     print(line, flush=True)
 
 
+def _notify(line: str) -> None:
+    print(f"ci-golden run: {line}", file=sys.stderr, flush=True)
+
+
+def _options(args: argparse.Namespace) -> RunOptions:
+    return RunOptions(
+        check_gpu=not args.skip_gpu_check, grace=args.grace, keep_checkpoints=args.keep_checkpoints
+    )
+
+
 def run_spec(spec: JobSpec, config: Config, args: argparse.Namespace) -> int:
 
     sigterm_as_interrupt()
-    result = execute(
-        spec, config, check_gpu=not args.skip_gpu_check, sink=_print, grace=args.grace,
-        keep_checkpoints=args.keep_checkpoints,
-    )  # fmt: skip
+    executor = executor_for(spec, config, args.executor, notify=_notify)
+    result = executor.run(spec, config, _options(args), _print)
     summary = f"ci-golden run: {result.job_id}: {result.verdict}"
     if result.message:
         summary += f": {result.message}"
     print(summary, file=sys.stderr)
+    sys.stdout.write(render_text(result, allow_drift=args.allow_drift))
     print(f"ci-golden run: result written to {spec.out / RESULT_FILE}", file=sys.stderr)
     return exit_code([result], allow_drift=args.allow_drift)
 
@@ -156,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
     suite = load_suite(args)
     spec = job_spec(args, suite)
     if args.dry_run:
-        sys.stdout.write(render_plan(spec, plan(spec, suite.config)))
+        executor = executor_for(spec, suite.config, args.executor)
+        sys.stdout.write(executor.render(spec, suite.config, _options(args)))
         return 0
     return run_spec(spec, suite.config, args)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ci_golden.commands import load_suite
 from ci_golden.errors import InputError
-from ci_golden.lifecycle.update import plan_updates, refresh
+from ci_golden.lifecycle.update import plan_updates, refresh, render_summary_text
 from ci_golden.project.files import display_path
 
 
@@ -36,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true", help="say what would change, write no golden"
     )
     parser.add_argument("--summary", metavar="FILE", help="write the Markdown change summary here")
+    parser.add_argument(
+        "--actual",
+        metavar="A",
+        help="refresh from these values (any folder; golden JSON, TensorBoard events, JSONL or a "
+        "log) instead of the result's own; needs exactly one result",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     updates = plan_updates(
         [Path(p) for p in args.results], suite,
         only_failing=args.only_failing, only_drift=args.only_drift, cases=args.case,
+        actual=Path(args.actual) if args.actual else None,
     )  # fmt: skip
     if not updates:
         raise InputError(
@@ -52,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             "no result matches the selection (--only-failing, --only-drift, --case)",
         )
     summary_file = Path(args.summary) if args.summary else None
-    updates, summary = refresh(
+    updates, _markdown = refresh(
         updates, suite, dry_run=args.dry_run, summary=summary_file, display=display_path
     )
     for path in (p for u in updates for p in u.cleaned):
@@ -60,5 +67,5 @@ def run(args: argparse.Namespace) -> int:
             f"ci-golden update: removed {display_path(path)}, left by an interrupted update",
             file=sys.stderr,
         )
-    sys.stdout.write(summary)
+    sys.stdout.write(render_summary_text(updates, dry_run=args.dry_run, display=display_path))
     return 0 if all(u.problem is None for u in updates) else 1

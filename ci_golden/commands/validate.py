@@ -3,14 +3,27 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import typing as t
+from collections import Counter
 from pathlib import Path
 
 from ci_golden.commands import load_project
-from ci_golden.errors import InputError
+from ci_golden.errors import InputError, UsageError
 from ci_golden.goldens.discover import discover, is_golden_name
+from ci_golden.project.files import PendingFile, display_path
 from ci_golden.project.git import changed_files
+from ci_golden.validate.baseline import (
+    apply_baseline,
+    apply_settings,
+    entry_for,
+    read_baseline,
+    render_baseline,
+)
 from ci_golden.validate.engine import Selection, ValidationResult, validate, validate_files
-from ci_golden.validate.render import RENDERERS_BY_NAME
+from ci_golden.validate.render import RENDERERS_BY_NAME, render_step_summary
+
+if t.TYPE_CHECKING:
+    from ci_golden.project.config import Config
 
 CHECKED_NAMES = ("model_config.yaml",)
 
@@ -25,8 +38,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--changed-since", metavar="GIT_REF", help="only files changed since this git ref"
     )
-    parser.add_argument("--format", choices=("text", "github", "json"), default="text")
+    parser.add_argument(
+        "--format",
+        choices=("text", "github", "json"),
+        default="text",
+        help="github: annotations for the first 10 errors and 10 warnings, and every finding, "
+        "grouped by code, in $GITHUB_STEP_SUMMARY",
+    )
     parser.add_argument("--strict", action="store_true", help="warnings fail too")
+    parser.add_argument(
+        "--write-baseline",
+        action="store_true",
+        help="record today's findings in the baseline file, so that only new ones fail",
+    )
 
 
 def _is_checked(path: Path) -> bool:
@@ -81,25 +105,65 @@ def _selected_paths(
     return selected
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, environ: t.Mapping[str, str] = os.environ) -> int:
 
     config = load_project(args)
     root = _absolute(config.test_cases)
     selected = _selected_paths(args, config.source, root)
+    if args.write_baseline and selected is not None:
+        raise UsageError(
+            "--write-baseline records the findings of the whole tree: drop the PATHs and "
+            "--changed-since"
+        )
+    baseline_path = config.validate.baseline
+    baseline = read_baseline(baseline_path)  # a bad baseline is refused before any work
+    summary_file = environ.get("GITHUB_STEP_SUMMARY") if args.format == "github" else None
+    pending = PendingFile(baseline_path) if args.write_baseline else None
+    try:
+        result = apply_settings(_validate(config, root, selected), config.validate, config.root)
+        if pending is not None:
+            pending.write(render_baseline(result.findings, config.root))
+            pending = None
+            accepted = Counter(entry_for(f, config.root) for f in result.findings)
+            dropped = sum(((baseline or Counter()) - accepted).values())
+            result = apply_baseline(result, accepted, config.root)
+            print(
+                f"ci-golden validate: wrote {display_path(baseline_path)}: "
+                f"{len(result.baselined)} findings"
+                + (f", {dropped} fixed ones dropped" if dropped else ""),
+                file=sys.stderr,
+            )
+        elif baseline is not None:
+            chosen = Selection.of(selected) if selected is not None else None
+            result = apply_baseline(
+                result,
+                baseline,
+                config.root,
+                lambda file: chosen is None or chosen.covers(_absolute(config.root / file)),
+            )
+    finally:
+        if pending is not None:
+            pending.discard()
+    sys.stdout.write(RENDERERS_BY_NAME[args.format](result))
+    if summary_file:
+        with open(summary_file, "a", encoding="utf-8") as f:
+            f.write(render_step_summary(result))
+    return result.exit_code(strict=args.strict)
+
+
+def _validate(config: Config, root: Path, selected: list[Path] | None) -> ValidationResult:
     suite = discover(config)
     cwd = Path.cwd()
     if selected is None:
-        result = validate(suite, base=cwd)
-    else:
-        inside = [p for p in selected if _inside(root, p)]
-        outside = [p for p in selected if p not in inside and p.is_file() and _is_checked(p)]
-        result = ValidationResult((), 0, 0)
-        if inside:
-            result = validate(suite, Selection.of(inside), base=cwd)
-        if outside:
-            extra = validate_files(outside, base=cwd)
-            result = ValidationResult(
-                result.findings + extra.findings, result.files + extra.files, result.cases
-            )
-    sys.stdout.write(RENDERERS_BY_NAME[args.format](result))
-    return result.exit_code(strict=args.strict)
+        return validate(suite, base=cwd)
+    inside = [p for p in selected if _inside(root, p)]
+    outside = [p for p in selected if p not in inside and p.is_file() and _is_checked(p)]
+    result = ValidationResult((), 0, 0)
+    if inside:
+        result = validate(suite, Selection.of(inside), base=cwd)
+    if outside:
+        extra = validate_files(outside, base=cwd)
+        result = ValidationResult(
+            result.findings + extra.findings, result.files + extra.files, result.cases
+        )
+    return result

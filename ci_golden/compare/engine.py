@@ -1,15 +1,20 @@
 """The comparison engine: actual values against a golden, under one policy per metric.
 
-Per metric (golden ``g`` is the reference operand, steps are the golden's):
+The defaults reproduce Megatron-LM's comparator (tests/functional_tests/python_test_utils at the
+pinned commit), so a team that switches gets the same red and green. Per metric:
 
-- golden "nan" and actual missing or nan: not compared;
-- golden finite and actual nan (or inf): a failure the budget does not cover;
-- golden finite and the step not logged: ``missing``;
-- golden "nan" and actual finite: compared by nobody, noted;
-- else the policy's tolerance check; then, when the case is deterministic and the policy
-  asks for it, the exact check: a difference the tolerance accepts is ``drift``.
+- the golden's steps drive: a golden step the run did not log, and a ``"nan"`` on either side,
+  count as +inf (so golden "nan" and an unlogged step agree; golden "nan" and a finite value do
+  not); steps the run logged past the golden are ignored;
+- the tolerance check is ``|a - g| <= atol + rtol*|g|`` per step and may miss ``k`` of the
+  golden's ``N`` steps, ``k = min(max(N // 100, 1), 50)``, decided as ``mean(close) >= 1 - k/N``;
+- the exact check (when the case is deterministic and the policy asks for it) needs every step
+  equal: a run that fails only it is ``drift``;
+- ``median`` (iteration-time) compares one median over a steady-state window.
 
-Verdict precedence: fail > missing > drift > pass. Only gated metrics decide the job's verdict.
+What the defaults let through is named in the result's notes: a step outside tolerance inside
+the budget, a non-finite value logged by the run, an unlogged step, a golden "nan" against a
+finite value. Verdict precedence: fail > missing > drift > pass; only gated metrics decide.
 """
 
 from __future__ import annotations
@@ -65,7 +70,6 @@ __all__ = [
     "exit_code",
     "is_nondeterministic",
     "load_result",
-    "log_interval",
     "resolve_policies",
     "write_result",
 ]
@@ -111,6 +115,62 @@ def _first(steps: npt.NDArray[np.int64], mask: BoolArray) -> int | None:
     return int(steps[hits[0]]) if len(hits) else None
 
 
+def _close(kind: str, a: FloatArray, g: FloatArray, rtol: float, atol: float) -> BoolArray:
+    """Per-step tolerance test; equal infinities (two "no value" slots) agree, NaN never does."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        if kind in ("upper", "lower"):
+            ok = within(kind, a, g, rtol, atol)
+        else:
+            ok = np.isclose(a, g, rtol=rtol, atol=atol, equal_nan=False)
+    both_inf = np.isinf(a) & np.isinf(g) & (np.sign(a) == np.sign(g))
+    return np.asarray((ok & np.isfinite(a) & np.isfinite(g)) | both_inf, dtype=np.bool_)
+
+
+def within_budget(n_close: int, n: int, budget: int) -> bool:
+    """Megatron-LM's rule, float rounding included: one slot must match exactly, else
+    ``mean(close) >= 1 - budget / n`` (for some ``n`` exactly ``budget`` misses fail)."""
+    if n == 1:
+        return n_close == 1
+    return bool(np.float64(n_close) / np.float64(n) >= 1 - np.float64(budget) / np.float64(n))
+
+
+def _rel(a: float, g: float) -> str:
+    if not np.isfinite(a) or not np.isfinite(g):
+        return f"{a:.6g} vs {g:.6g}" if np.isfinite(g) else f"{a:.6g} vs golden nan"
+    return f"{(a - g) / abs(g):+.1%}" if g else f"{a:.6g} vs 0"
+
+
+def median_steps(
+    window: tuple[int, int], steps: npt.NDArray[np.int64], golden_ok: BoolArray
+) -> BoolArray:
+    """The steps a median policy takes: the finite golden steps inside ``window``, else the
+    first four at or after its start (Megatron-LM's fallback for sparse goldens)."""
+    sel = golden_ok & (steps >= window[0]) & (steps <= window[1])
+    if not np.any(sel):
+        after = np.flatnonzero(golden_ok & (steps >= window[0]))[:4]
+        sel = np.zeros(len(steps), dtype=np.bool_)
+        sel[after] = True
+    return np.asarray(sel, dtype=np.bool_)
+
+
+def _median_window(
+    policy: Policy, steps: npt.NDArray[np.int64], golden_ok: BoolArray
+) -> tuple[tuple[int, int], BoolArray]:
+    finite_steps = steps[golden_ok]
+    window = policy.window or median_window(int(finite_steps[-1]) if len(finite_steps) else 0)
+    return window, median_steps(window, steps, golden_ok)
+
+
+def failing_steps(policy: Policy, golden: FloatArray, actual: FloatArray) -> BoolArray:
+    """The steps counted against a metric, per step (NaN: no value on that side): outside the
+    tolerance, or a value on one side only. Median policies compare each step with the
+    golden's median (pass it as ``golden``)."""
+    kind = "approx" if policy.kind in ("median", "info") else policy.kind
+    g = np.where(np.isnan(golden), np.inf, golden)
+    a = np.where(np.isnan(actual), np.inf, actual)
+    return ~_close(kind, a, g, policy.rtol, policy.atol)
+
+
 def compare_series(
     name: str,
     golden: MetricSeries,
@@ -122,101 +182,131 @@ def compare_series(
 ) -> MetricResult:
     """Compare one metric's series under ``policy``; ``exact`` runs the exact check."""
     steps = golden.steps
-    g = golden.values
-    a, logged = align(golden, actual)
-    g_fin = ~golden.nan_mask
-    a_fin = np.isfinite(a)
-    compared = g_fin & a_fin
-    nan_fail = g_fin & logged & ~a_fin
-    missing = g_fin & ~logged
+    n = len(steps)
+    g_nan = golden.nan_mask
+    a_raw, logged = align(golden, actual)
+    a_nan = logged & ~np.isfinite(a_raw)  # logged, but not a number
+    unlogged = ~logged
+    g = np.where(g_nan, np.inf, golden.values)
+    a = np.where(unlogged | a_nan, np.inf, a_raw)
+    g_fin = ~g_nan
     notes: list[str] = []
-    n_noted = int(np.count_nonzero(golden.nan_mask & a_fin))
-    if n_noted:
-        notes.append(
-            f'{n_noted} steps are "nan" in the golden but finite in the run, '
-            f"first at step {_first(steps, golden.nan_mask & a_fin)}"
-        )
-    ok = np.ones(len(steps), dtype=np.bool_)
-    ok[compared] = within(policy.kind, a[compared], g[compared], policy.rtol, policy.atol)
-    bad = compared & ~ok
-    n_compared = int(np.count_nonzero(compared))
-    n_failed = int(np.count_nonzero(bad))
-    budget: int | None = None
-    golden_stat = actual_stat = None
-    window: tuple[int, int] | None = None
-    if policy.kind == "median":
-        window = policy.window or median_window(int(steps[-1]) if len(steps) else 0)
-        in_win = compared & (steps >= window[0]) & (steps <= window[1])
-        if np.any(in_win):
-            golden_stat = float(np.median(g[in_win]))
-            actual_stat = float(np.median(a[in_win]))
-            tol_ok = bool(
-                within(
-                    "approx",
-                    np.array([actual_stat]),
-                    np.array([golden_stat]),
-                    policy.rtol,
-                    policy.atol,
-                )[0]
-            )
-        else:
-            tol_ok = True
-            notes.append(
-                f"no step of the window {window[0]}-{window[1]} has values in both golden and run"
-            )
-        bad = bad & in_win
-        n_compared = int(np.count_nonzero(in_win))
-        n_failed = int(np.count_nonzero(bad))
-    else:
-        budget = policy.allowed_misses(n_compared)
-        tol_ok = n_failed <= budget
-    differ = compared & (a != g)
-    n_differ = int(np.count_nonzero(differ)) if exact else None
+    n_missing = int(np.count_nonzero(unlogged & g_fin))
+    n_nan = int(np.count_nonzero(a_nan & g_fin))
+    n_golden_nan = int(np.count_nonzero(g_nan & logged & ~a_nan))
+    compared = g_fin & logged & ~a_nan
     diffs = np.abs(a[compared] - g[compared])
     g_cmp = np.abs(g[compared])
     nonzero = g_cmp != 0
     max_abs = float(diffs.max()) if len(diffs) else None
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         max_rel = float((diffs[nonzero] / g_cmp[nonzero]).max()) if np.any(nonzero) else None
-    n_missing = int(np.count_nonzero(missing))
-    n_nan = int(np.count_nonzero(nan_fail))
-    first: int | None = None
-    verdict: Verdict
-    if policy.kind == "info":
-        verdict = "pass"
-    elif n_nan or not tol_ok:
-        verdict, first = "fail", _first(steps, nan_fail | bad)
-    elif n_missing:
-        verdict, first = "missing", _first(steps, missing)
-    elif exact and n_differ:
-        verdict, first = "drift", _first(steps, differ)
+    budget: int | None = None
+    golden_stat = actual_stat = None
+    window: tuple[int, int] | None = None
+    differ = np.zeros(n, dtype=np.bool_)
+    n_window = 0
+    if n == 0:
+        verdict: Verdict = "pass" if policy.kind == "info" else "fail"
+        bad = np.zeros(0, dtype=np.bool_)
+        message = "the golden has no values for this metric"
+    elif policy.kind == "median":
+        golden_ok = g_fin & np.isfinite(golden.values)
+        window, sel = _median_window(policy, steps, golden_ok)
+        n_window = int(np.count_nonzero(sel))
+        bad = np.zeros(n, dtype=np.bool_)
+        if not np.any(sel):
+            verdict, message = "fail", "the golden has no finite value to take a median of"
+        else:
+            golden_stat = float(np.median(g[sel]))
+            actual_stat = float(np.median(a[sel]))
+            ok = bool(_close("approx", np.array([actual_stat]), np.array([golden_stat]),
+                             policy.rtol, policy.atol)[0])  # fmt: skip
+            bad = sel & failing_steps(policy, np.full(n, golden_stat), a)
+            chosen = steps[sel]
+            span = f"steps {int(chosen[0])}-{int(chosen[-1])}"
+            if int(chosen[0]) < window[0] or int(chosen[-1]) > window[1] or len(chosen) < 2:
+                span += f" (the window {window[0]}-{window[1]} holds no finite golden value)"
+            verdict = "pass" if ok or policy.kind == "info" else "fail"
+            message = (
+                f"median of {span}: {actual_stat:.6g} vs golden {golden_stat:.6g} "
+                f"({_rel(actual_stat, golden_stat)}), "
+                f"{'within' if ok else 'outside'} {policy.describe(exact=False)}"
+            )
+            n_missing = int(np.count_nonzero(sel & unlogged))
+            if n_missing and ok:
+                notes.append(f"{n_missing} steps of the window were not logged by the run")
     else:
-        verdict = "pass"
-    message = _message(
-        policy,
-        verdict,
-        n_compared,
-        n_failed,
-        budget,
-        n_missing,
-        n_nan,
-        n_differ,
-        first,
-        golden_stat,
-        actual_stat,
-        window,
-    )
+        bad = failing_steps(policy, golden.values, np.where(a_nan, np.nan, a_raw))
+        n_bad = int(np.count_nonzero(bad))
+        budget = policy.allowed_misses(n)
+        tol_ok = within_budget(n - n_bad, n, budget)
+        differ = (a != g) & ~(np.isinf(a) & np.isinf(g) & (np.sign(a) == np.sign(g)))
+        tol = policy.describe(exact=False)
+        first_bad = _first(steps, bad)
+        where = ""
+        if first_bad is not None:
+            i = int(np.searchsorted(steps, first_bad))
+            what = "not logged" if unlogged[i] else _rel(float(a_raw[i]), float(golden.values[i]))
+            where = f" (step {first_bad}: {what})"
+        if policy.kind == "info":
+            verdict = "pass"
+            message = f"informational: {n_bad} of {n} steps outside {tol}{where}"
+        elif not tol_ok:
+            value_bad = bad & logged
+            if n_missing and within_budget(n - int(np.count_nonzero(value_bad)), n, budget):
+                verdict = "missing"
+                message = (
+                    f"{n_missing} of {n} golden steps were not logged by the run, "
+                    f"first at step {_first(steps, unlogged & g_fin)}; budget {budget}"
+                )
+            else:
+                verdict = "fail"
+                message = f"{n_bad} of {n} steps outside {tol}{where}, over the budget of {budget}"
+        elif exact and np.any(differ):
+            verdict = "drift"
+            message = (
+                f"{int(np.count_nonzero(differ))} of {n} steps differ from the golden, first at "
+                f"step {_first(steps, differ)}; within {tol}"
+            )
+        else:
+            verdict = "pass"
+            message = f"{n} steps within {tol}"
+        if n_bad and tol_ok and policy.kind != "info":
+            message += f"; {n_bad} of {n} steps outside {tol}{where}, within the budget of {budget}"
+    if n_nan:
+        notes.append(
+            f"the run logged nan or inf at {n_nan} steps, first at step "
+            f"{_first(steps, a_nan & g_fin)}"
+        )
+    if n_missing and verdict != "missing" and policy.kind != "median":
+        notes.append(
+            f"{n_missing} golden steps were not logged by the run, first at step "
+            f"{_first(steps, unlogged & g_fin)}"
+        )
+    if n_golden_nan:
+        notes.append(
+            f'{n_golden_nan} steps are "nan" in the golden but logged by the run, first at step '
+            f"{_first(steps, g_nan & logged & ~a_nan)}"
+        )
+    first: int | None = None
+    if verdict == "drift":
+        first = _first(steps, differ)
+    elif verdict == "missing":
+        first = _first(steps, unlogged & g_fin)
+    elif verdict == "fail":
+        first = _first(steps, bad)
     keep = int(np.searchsorted(steps, first)) if first is not None else None
-    idx = sample_indices(len(steps), keep)
+    idx = sample_indices(n, keep)
     return MetricResult(
         name=name,
         verdict=verdict,
         gated=gated,
         policy=policy,
-        n_compared=n_compared,
-        n_failed=n_failed,
+        n_compared=n_window if policy.kind == "median" and n else n,
+        n_failed=int(np.count_nonzero(bad)),
         budget=budget,
-        n_differ=n_differ,
+        n_differ=int(np.count_nonzero(differ)) if exact and policy.kind != "median" else None,
         n_missing=n_missing,
         n_nan=n_nan,
         first_failing_step=first,
@@ -226,57 +316,10 @@ def compare_series(
         actual_stat=actual_stat,
         window=window,
         steps=tuple(int(s) for s in steps[idx]),
-        golden=_series(g, idx),
-        actual=_series(a, idx),
+        golden=_series(golden.values, idx),
+        actual=_series(a_raw, idx),
         message=message,
         notes=tuple(notes),
-    )
-
-
-def _message(
-    policy: Policy,
-    verdict: Verdict,
-    n_compared: int,
-    n_failed: int,
-    budget: int | None,
-    n_missing: int,
-    n_nan: int,
-    n_differ: int | None,
-    first: int | None,
-    g_stat: float | None,
-    a_stat: float | None,
-    window: tuple[int, int] | None,
-) -> str:
-    if verdict == "pass":
-        if policy.kind == "info":
-            return (
-                f"informational: {n_failed} of {n_compared} steps "
-                f"outside {policy.describe(exact=False)}"
-            )
-        if n_compared == 0:
-            return "nothing compared: the golden has no finite value the run could match"
-        return f"{n_compared} steps within {policy.describe(exact=False)}"
-    if verdict == "fail" and n_nan:
-        return f"{n_nan} steps logged nan or inf where the golden is finite, first at step {first}"
-    if verdict == "fail" and policy.kind == "median":
-        assert window is not None
-        return (
-            f"median of steps {window[0]}-{window[1]}: {a_stat:.6g} vs golden {g_stat:.6g}, "
-            f"outside {policy.describe(exact=False)}"
-        )
-    if verdict == "fail":
-        return (
-            f"{n_failed} of {n_compared} steps outside {policy.describe(exact=False)} "
-            f"(budget {budget}), first at step {first}"
-        )
-    if verdict == "missing":
-        return (
-            f"{n_missing} golden steps with finite values were not logged by the run, "
-            f"first at step {first}"
-        )
-    return (
-        f"{n_differ} of {n_compared} steps differ from the golden "
-        f"(within {policy.describe(exact=False)}), first at step {first}"
     )
 
 
@@ -289,19 +332,17 @@ def absent_metric(
             name, "missing", gated, policy, message="gated metric absent from the golden file"
         )
     n_finite = int(np.count_nonzero(~golden.nan_mask))
-    if n_finite == 0:
-        return MetricResult(
-            name, "pass", gated, policy, message="not logged by the run; every golden value is nan"
-        )
     verdict: Verdict = "pass" if policy.kind == "info" else "missing"
     idx = sample_indices(len(golden.steps))
+    first = _first(golden.steps, ~golden.nan_mask)
     return MetricResult(
         name,
         verdict,
         gated,
         policy,
+        n_compared=len(golden.steps),
         n_missing=n_finite,
-        first_failing_step=(_first(golden.steps, ~golden.nan_mask) if verdict != "pass" else None),
+        first_failing_step=first if verdict != "pass" else None,
         steps=tuple(int(s) for s in golden.steps[idx]),
         golden=_series(golden.values, idx),
         actual=(None,) * len(idx),
@@ -490,12 +531,3 @@ def case_from_folder(value: str, config: Config) -> TestCase:
     return TestCase(
         id=case_id, path=folder, has_config=(folder / MODEL_CONFIG).is_file(), golden_files=goldens
     )
-
-
-def log_interval(case: TestCase | None) -> int:
-    """The case's ``--log-interval`` (MODEL_ARGS), the step spacing of its golden values; 1 when
-    unset.
-    """
-    args = (case.model_config.get("MODEL_ARGS") or {}) if case is not None else {}
-    value = args.get("--log-interval", 1)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1

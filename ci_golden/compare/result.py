@@ -18,10 +18,19 @@ from ci_golden.goldens.model import read_json
 from ci_golden.project.files import atomic_write_text
 from ci_golden.project.schema import json_pointer, validator
 
-Verdict = t.Literal["pass", "drift", "fail", "missing", "no-golden", "error"]
+Verdict = t.Literal["pass", "drift", "fail", "missing", "no-golden", "skipped", "error"]
 VERDICTS: tuple[Verdict, ...] = t.get_args(Verdict)
-# most severe first; the overall verdict of a set is the first one present
-SEVERITY: tuple[Verdict, ...] = ("error", "fail", "missing", "drift", "no-golden", "pass")
+# most severe first; the overall verdict of a set is the first one present ("skipped": the job
+# ran and compared nothing, as its test type asks; a set is skipped only when all of it is)
+SEVERITY: tuple[Verdict, ...] = (
+    "error",
+    "fail",
+    "missing",
+    "drift",
+    "no-golden",
+    "pass",
+    "skipped",
+)
 FAILING: frozenset[str] = frozenset({"error", "fail", "missing"})
 
 

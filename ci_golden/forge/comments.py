@@ -5,6 +5,8 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
+from ci_golden.forge.checks import optional, require_id
+
 if t.TYPE_CHECKING:
     from ci_golden.forge.http import Client
 
@@ -23,8 +25,12 @@ class Comment:
 
     @classmethod
     def from_api(cls, data: t.Any) -> Comment:
-        """A GitHub issue comment or a GitLab note as the API returns it."""
-        return cls(int(data["id"]), str(data.get("body") or ""), str(data.get("created_at", "")))
+        """A GitHub issue comment or a GitLab note as the API returns it; one without a valid
+        ``id``, or whose ``body`` is not text, is a :class:`MalformedAnswerError`."""
+        comment_id = require_id(data, "a comment")
+        body = optional(data, "body", str, "a comment") or ""
+        created_at = optional(data, "created_at", str, "a comment") or ""
+        return cls(comment_id, body, created_at)
 
 
 class CommentAPI(t.Protocol):

@@ -30,6 +30,14 @@ from urllib.parse import quote
 
 from ci_golden.compare.result import RESULT_FILE, load_result
 from ci_golden.errors import InputError, UsageError
+from ci_golden.forge.checks import (
+    MalformedAnswerError,
+    describe,
+    is_positive_int,
+    optional,
+    require_id,
+)
+from ci_golden.forge.http import AnswerTooLargeError
 
 if t.TYPE_CHECKING:
     from ci_golden.forge.http import Client
@@ -78,49 +86,81 @@ class Fetched:
 # --- listing -----------------------------------------------------------------------------
 
 
-def github_artifacts(client: Client, repo: str, run_id: str) -> list[Artifact]:
+def _artifact(item: t.Any) -> tuple[int, str, bool]:
+    aid = require_id(item, "an artifact")
+    name = optional(item, "name", str, "an artifact")
+    if not name:
+        raise MalformedAnswerError('the forge answered an artifact without a "name"')
+    return aid, name, optional(item, "expired", bool, "an artifact") is True
+
+
+def github_artifacts(client: Client, repo: str, run_id: int) -> list[Artifact]:
+    owner, _, name = repo.partition("/")
+    base = f"repos/{quote(owner, safe='')}/{quote(name, safe='')}"
     out = []
-    for a in client.paginate(f"repos/{repo}/actions/runs/{quote(run_id, safe='')}/artifacts"):
-        skip = "expired" if a.get("expired") else None
-        out.append(
-            Artifact(
-                int(a["id"]),
-                str(a["name"]),
-                f"repos/{repo}/actions/artifacts/{int(a['id'])}/zip",
-                skip,
+    for page in client.pages(f"{base}/actions/runs/{run_id}/artifacts", key="artifacts",
+                             parse=_artifact):  # fmt: skip
+        for aid, artifact, expired in page:
+            out.append(
+                Artifact(
+                    aid,
+                    artifact,
+                    f"{base}/actions/artifacts/{aid}/zip",
+                    "expired" if expired else None,
+                )
             )
-        )
     return out
 
 
-def gitlab_artifacts(client: Client, project: str, pipeline_id: str) -> list[Artifact]:
+def _job(item: t.Any) -> tuple[int, str, bool]:
+    """(id, name, has an archive) of a GitLab job."""
+    jid = require_id(item, "a job")
+    name = optional(item, "name", str, "a job") or f"job {jid}"
+    files = optional(item, "artifacts", list, "a job") or []
+    has = bool(optional(item, "artifacts_file", dict, "a job")) or any(
+        isinstance(a, dict) and a.get("file_type") == "archive" for a in files
+    )
+    return jid, name, has
+
+
+def _downstream(item: t.Any) -> int | None:
+    """The child pipeline a GitLab bridge (trigger job) started, if any."""
+    require_id(item, "a bridge")
+    downstream = optional(item, "downstream_pipeline", dict, "a bridge")
+    if downstream is None:
+        return None
+    if downstream.get("id") is not None and not is_positive_int(downstream["id"]):
+        raise MalformedAnswerError(
+            'the forge answered a bridge whose "downstream_pipeline.id" is '
+            f"{describe(downstream['id'])}, not a positive integer"
+        )
+    return downstream.get("id")
+
+
+def gitlab_artifacts(client: Client, project: str, pipeline_id: int) -> list[Artifact]:
     """Jobs of the pipeline and of every child pipeline its bridges triggered, depth first."""
     pid = quote(project, safe="")
     out: list[Artifact] = []
-    seen: set[str] = set()
+    seen: set[int] = set()
     pending = [pipeline_id]
     while pending:
         pipeline = pending.pop(0)
         if pipeline in seen:
             continue
         seen.add(pipeline)
-        base = f"projects/{pid}/pipelines/{quote(pipeline, safe='')}"
-        for job in client.paginate(f"{base}/jobs"):
-            has = job.get("artifacts_file") or any(
-                a.get("file_type") == "archive" for a in job.get("artifacts") or []
-            )
-            out.append(
-                Artifact(
-                    int(job["id"]),
-                    str(job["name"]),
-                    f"projects/{pid}/jobs/{int(job['id'])}/artifacts",
-                    None if has else "no artifacts archive",
+        base = f"projects/{pid}/pipelines/{pipeline}"
+        for page in client.pages(f"{base}/jobs", parse=_job):
+            for jid, name, has in page:
+                out.append(
+                    Artifact(
+                        jid,
+                        name,
+                        f"projects/{pid}/jobs/{jid}/artifacts",
+                        None if has else "no artifacts archive",
+                    )
                 )
-            )
-        for bridge in client.paginate(f"{base}/bridges"):
-            downstream = bridge.get("downstream_pipeline") or {}
-            if downstream.get("id") is not None:
-                pending.append(str(downstream["id"]))
+        for children in client.pages(f"{base}/bridges", parse=_downstream):
+            pending.extend(child for child in children if child is not None)
     return out
 
 
@@ -296,19 +336,17 @@ def fetch(
                 continue
             name = folder_name(artifact.name, taken, artifact.id)
             taken.add(name)
-            data = client.download(artifact.download)
-            if len(data) > limits.total:
+            label = f"artifact {artifact.name!r} (id {artifact.id})"
+            try:
+                data = client.download(artifact.download, max_bytes=limits.total)
+            except AnswerTooLargeError as e:
+                size = f"{e.size} bytes, over" if e.size is not None else "larger than"
                 raise UnsafeArchiveError(
-                    artifact.name, f"archive is {len(data)} bytes, over the limit of {limits.total}"
-                )
+                    label, f"archive is {size} the limit of {limits.total}; refused"
+                ) from None
             folder = staging / name
             folder.mkdir()
-            safe_extract(
-                data,
-                folder,
-                archive=f"artifact {artifact.name!r} (id {artifact.id})",
-                limits=limits,
-            )
+            safe_extract(data, folder, archive=label, limits=limits)
             n, kept = (
                 _keep_failing(folder)
                 if only_failing

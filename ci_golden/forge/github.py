@@ -27,20 +27,21 @@ class GitHubComments:
         self.number = number
 
     def pages(self) -> t.Iterator[list[Comment]]:
-        for page in self.client.pages(f"{self.repo}/issues/{self.number}/comments"):
-            yield [Comment.from_api(item) for item in page]
+        yield from self.client.pages(
+            f"{self.repo}/issues/{self.number}/comments", parse=Comment.from_api
+        )
 
     def create(self, body: str) -> Comment:
         answer = self.client.request(
             "POST", f"{self.repo}/issues/{self.number}/comments", json={"body": body}
         )
-        return Comment.from_api(answer.data)
+        return self.client.parse(answer, Comment.from_api)
 
     def update(self, comment_id: int, body: str) -> Comment:
         answer = self.client.request(
             "PATCH", f"{self.repo}/issues/comments/{comment_id}", json={"body": body}
         )
-        return Comment.from_api(answer.data)
+        return self.client.parse(answer, Comment.from_api)
 
     def delete(self, comment_id: int) -> None:
         self.client.request("DELETE", f"{self.repo}/issues/comments/{comment_id}")
@@ -55,4 +56,4 @@ class GitHubComments:
         }
         if target_url:
             payload["target_url"] = target_url
-        self.client.request("POST", f"{self.repo}/statuses/{sha}", json=payload)
+        self.client.request("POST", f"{self.repo}/statuses/{quote(sha, safe='')}", json=payload)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import typing as t
 from urllib.parse import quote
 
+from ci_golden.forge.checks import optional
 from ci_golden.forge.comments import Comment, Verdict
 
 if t.TYPE_CHECKING:
@@ -15,6 +16,12 @@ if t.TYPE_CHECKING:
 
 GITLAB_MAX_BODY = 1_000_000
 _STATES = {"success": "success", "failure": "failed", "error": "failed", "pending": "pending"}
+
+
+def _note(item: t.Any) -> tuple[Comment, bool]:
+    """A note and whether GitLab wrote it (a system note: "added 1 commit", ...)."""
+    comment = Comment.from_api(item)
+    return comment, optional(item, "system", bool, "a comment") is True
 
 
 class GitLabNotes:
@@ -28,16 +35,16 @@ class GitLabNotes:
 
     def pages(self) -> t.Iterator[list[Comment]]:
         params = {"sort": "asc", "order_by": "created_at"}
-        for page in self.client.pages(self.notes, params):
-            yield [Comment.from_api(item) for item in page if not item.get("system")]
+        for page in self.client.pages(self.notes, params, parse=_note):
+            yield [comment for comment, system in page if not system]
 
     def create(self, body: str) -> Comment:
-        return Comment.from_api(self.client.request("POST", self.notes, json={"body": body}).data)
+        answer = self.client.request("POST", self.notes, json={"body": body})
+        return self.client.parse(answer, Comment.from_api)
 
     def update(self, comment_id: int, body: str) -> Comment:
-        return Comment.from_api(
-            self.client.request("PUT", f"{self.notes}/{comment_id}", json={"body": body}).data
-        )
+        answer = self.client.request("PUT", f"{self.notes}/{comment_id}", json={"body": body})
+        return self.client.parse(answer, Comment.from_api)
 
     def delete(self, comment_id: int) -> None:
         self.client.request("DELETE", f"{self.notes}/{comment_id}")
@@ -52,4 +59,4 @@ class GitLabNotes:
         }
         if target_url:
             payload["target_url"] = target_url
-        self.client.request("POST", f"{self.project}/statuses/{sha}", json=payload)
+        self.client.request("POST", f"{self.project}/statuses/{quote(sha, safe='')}", json=payload)

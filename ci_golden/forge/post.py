@@ -24,7 +24,7 @@ if t.TYPE_CHECKING:
     from ci_golden.forge.comments import CommentAPI
     from ci_golden.forge.context import Context
     from ci_golden.forge.http import Client
-    from ci_golden.forge.sansio import Redactor
+    from ci_golden.project.redact import Redactor
 
 STEP_SUMMARY_MAX_BYTES = 1_048_576
 FORK_ADVICE = (
@@ -37,6 +37,7 @@ FORK_ADVICE = (
 STATES = {
     "pass": "success",
     "no-golden": "success",
+    "skipped": "success",
     "drift": "failure",
     "fail": "failure",
     "missing": "failure",
@@ -254,10 +255,12 @@ def _plural(n: int, word: str) -> str:
 
 
 def request_figure(client: Client) -> str:
-    """``N API requests (P pages listed + W writes[, F failed])``: P + W when nothing failed."""
+    """``N API requests (P pages listed + W writes[, R redirected][, F failed])``: P + W when
+    nothing failed and nothing was redirected."""
     c = client.counts
-    failed = c.requests - c.pages - c.writes
-    extra = f", {failed} failed" if failed else ""
+    failed = c.requests - c.pages - c.writes - c.redirects
+    extra = f", {c.redirects} redirected" if c.redirects else ""
+    extra += f", {failed} failed" if failed else ""
     return (
         f"{_plural(c.requests, 'API request')} ({_plural(c.pages, 'page')} listed + "
         f"{_plural(c.writes, 'write')}{extra})"

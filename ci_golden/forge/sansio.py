@@ -1,8 +1,10 @@
 """Pure parts of the forge clients: headers, response decoding, pagination links, retry delays.
 
 Nothing here performs I/O; :mod:`ci_golden.forge.http` moves the bytes. Exceptions carry the
-status and headers so that callers can decide; every message passes through a
-:class:`Redactor` so that no token value can leak through ``str(exception)``.
+status and headers so that callers can decide; every message passes through a redactor
+(:class:`ci_golden.project.redact.Redactor`) so that no token can leak through
+``str(exception)``, and text from the forge is made printable (one line, no control
+characters) before it reaches a message.
 
 API references: https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api,
 https://docs.github.com/en/rest/using-the-rest-api/using-pagination-in-the-rest-api,
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import random
 import re
 import time
@@ -20,6 +23,13 @@ import typing as t
 from dataclasses import dataclass
 
 from ci_golden.errors import ForgeError, UsageError
+from ci_golden.forge.checks import (
+    ID_MAX,
+    MalformedAnswerError,
+    check_token,
+    positive_int,
+    printable,
+)
 
 Forge = t.Literal["github", "gitlab"]
 
@@ -31,22 +41,6 @@ SECONDARY_LIMIT_DEFAULT_WAIT = 60.0
 
 _LINK_RE = re.compile(r"<(?P<url>[^>]*)>\s*;\s*(?P<params>[^,]*(?:,(?!\s*<)[^,]*)*)")
 _REL_RE = re.compile(r'rel\s*=\s*"?(?P<rel>[^";]+)"?')
-
-
-class Redactor:
-    """Replaces every known secret by ``***`` in text."""
-
-    def __init__(self, secrets: t.Iterable[str] = ()) -> None:
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-
-    def add(self, secret: str | None) -> None:
-        if secret and len(secret) >= 4 and secret not in self._secrets:
-            self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
 
 class HTTPError(ForgeError):
@@ -62,7 +56,7 @@ class HTTPError(ForgeError):
         url: str = "",
     ) -> None:
         self.status = status
-        self.message = message
+        self.message = message = printable(message)
         self.headers = dict(headers or {})
         self.method = method
         self.url = url
@@ -106,7 +100,11 @@ class AnswerLostError(ForgeError):
 
 
 def build_headers(forge: Forge, token: str | None) -> dict[str, str]:
-    """Request headers for ``forge`` authenticated with ``token`` (none when ``token`` is empty)."""
+    """Request headers for ``forge`` authenticated with ``token`` (none when ``token`` is empty).
+
+    A token that no header can carry as it is is refused (:func:`check_token`)."""
+    if token:
+        check_token("the token", token)
     headers = {"User-Agent": USER_AGENT}
     if forge == "github":
         headers["Accept"] = "application/vnd.github+json"
@@ -138,7 +136,7 @@ def next_page_url(url: str, headers: t.Mapping[str, str]) -> str | None:
     if nxt:
         return nxt
     page = lower.get("x-next-page", "").strip()
-    if page.isdigit():
+    if positive_int(page, ID_MAX) is not None:
         from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
         parts = urlsplit(url)
@@ -148,12 +146,16 @@ def next_page_url(url: str, headers: t.Mapping[str, str]) -> str | None:
     return None
 
 
+def _is_json(content_type: str | None) -> bool:
+    return "json" in (content_type or "").lower()
+
+
 def _message(body: bytes, content_type: str | None) -> tuple[t.Any, str]:
     data: t.Any = None
-    if body and "json" in (content_type or "").lower():
+    if body and _is_json(content_type):
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: brackets nested too deep
             data = None
     if isinstance(data, dict):
         msg = data.get("message") or data.get("error") or data.get("error_description")
@@ -194,8 +196,17 @@ def decode_response(
     lower = {k.lower(): v for k, v in headers.items()}
     content_type = lower.get("content-type")
     if 200 <= status < 300:
-        data, _ = _message(body, content_type) if body else (None, "")
-        if body and data is None and "json" in (content_type or ""):
+        if not body:
+            return None, next_page_url(url, headers)
+        if not _is_json(content_type):
+            raise MalformedAnswerError(
+                redact(
+                    f"{method} {url}: the answer is not JSON "
+                    f"(content type {printable(content_type or 'none', 60)})"
+                )
+            )
+        data, _ = _message(body, content_type)
+        if data is None and body.strip() != b"null":
             raise ServerError(
                 status, "the answer is not valid JSON", headers, method=method, url=redact(url)
             )
@@ -216,7 +227,7 @@ def decode_response(
 
 def _retry_after(value: str, now: float) -> float | None:
     value = value.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", value):
+    if re.fullmatch(r"[0-9]+(\.[0-9]+)?", value):
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -255,7 +266,7 @@ def retry_delay(
     if (
         limited
         and lower.get("x-ratelimit-remaining") == "0"
-        and lower.get("x-ratelimit-reset", "").isdigit()
+        and re.fullmatch(r"[0-9]{1,20}", lower.get("x-ratelimit-reset", ""))
     ):
         return max(0.0, float(lower["x-ratelimit-reset"]) - now) + 1.0
     exponential = backoff * 2 ** max(0, attempt - 1)
@@ -267,30 +278,49 @@ def retry_delay(
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounds for one command: attempts per request, seconds per request and in total."""
+    """Bounds for one command: attempts per request, seconds per request (the whole answer) and
+    for all requests together, and the size of one answer."""
 
     attempts: int = 5
     timeout: float = 30.0
     deadline: float = 300.0
     backoff: float = 1.0
+    max_bytes: int = 256 * 1024 * 1024
 
     @classmethod
     def from_environ(cls, environ: t.Mapping[str, str]) -> RetryPolicy:
-        """Overrides from ``CI_GOLDEN_HTTP_{ATTEMPTS,TIMEOUT,DEADLINE,BACKOFF}``."""
+        """Overrides from ``CI_GOLDEN_HTTP_{ATTEMPTS,TIMEOUT,DEADLINE,BACKOFF,MAX_BYTES}``; a
+        value out of range (NaN, infinite, negative, zero attempts) is a :class:`UsageError`."""
 
         values: dict[str, t.Any] = {}
-        for field, kind in (
-            ("attempts", int),
-            ("timeout", float),
-            ("deadline", float),
-            ("backoff", float),
-        ):
-            raw = environ.get(f"CI_GOLDEN_HTTP_{field.upper()}")
-            if raw:
-                try:
-                    values[field] = kind(raw)
-                except ValueError:
-                    raise UsageError(
-                        f"CI_GOLDEN_HTTP_{field.upper()}={raw!r} is not a number"
-                    ) from None
+        for field, expected in _SETTINGS.items():
+            name = f"CI_GOLDEN_HTTP_{field.upper()}"
+            raw = environ.get(name)
+            if not raw:
+                continue
+            value = _setting(field, raw)
+            if value is None:
+                raise UsageError(f"{name}={raw!r}: expected {expected}")
+            values[field] = value
         return cls(**values)
+
+
+_SETTINGS = {
+    "attempts": "a whole number from 1 to 100",
+    "timeout": "a finite number of seconds, more than 0",
+    "deadline": "a finite number of seconds, more than 0",
+    "backoff": "a finite number of seconds, 0 or more",
+    "max_bytes": "a whole number of bytes, at least 1",
+}
+
+
+def _setting(field: str, raw: str) -> float | int | None:
+    if field in ("attempts", "max_bytes"):
+        value = positive_int(raw, 100 if field == "attempts" else ID_MAX)
+        return value
+    if not re.fullmatch(r"[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?|[0-9]+\.", raw):
+        return None
+    number = float(raw)
+    if not math.isfinite(number) or (field != "backoff" and number <= 0):
+        return None
+    return number

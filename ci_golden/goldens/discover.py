@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci_golden.errors import ConfigError, InputError
+from ci_golden.goldens.testkind import unknown_kind
 from ci_golden.project.config import Config
 from ci_golden.project.files import not_regular
 from ci_golden.project.schema import did_you_mean, first_error
@@ -63,6 +64,22 @@ class GoldenName:
         return cls(filename, env, platform or None)
 
 
+def _names(value: str | t.Sequence[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+@dataclass(frozen=True)
+class ListedJob:
+    """One entry of ``CI_GOLDEN.jobs``: a job the case has, the scopes it runs in (empty: the
+    case's) and its own nodes and GPUs per node (None: the case's, the platform's)."""
+
+    environment: str
+    platform: str
+    scopes: tuple[str, ...] = ()
+    nodes: int | None = None
+    gpus: int | None = None
+
+
 @dataclass(frozen=True)
 class CaseSettings:
     """The optional ``CI_GOLDEN`` block of a case's model_config.yaml."""
@@ -70,6 +87,7 @@ class CaseSettings:
     scopes: tuple[str, ...] = ()
     platforms: tuple[str, ...] = ()
     environments: tuple[str, ...] = ()
+    jobs: tuple[ListedJob, ...] = ()
     n_repeat: int | None = None
     time_limit: int | None = None
     nodes: int | None = None
@@ -77,14 +95,24 @@ class CaseSettings:
     script: str | None = None
     command: tuple[str, ...] = ()
     metrics: t.Mapping[str, t.Mapping[str, t.Any]] | None = None
+    consistency_check: tuple[str, ...] = ()
 
     @classmethod
     def from_block(cls, block: t.Mapping[str, t.Any]) -> CaseSettings:
-        scope = block.get("scope", ())
         return cls(
-            scopes=(scope,) if isinstance(scope, str) else tuple(scope),
+            scopes=_names(block.get("scope", ())),
             platforms=tuple(block.get("platforms", ())),
             environments=tuple(block.get("environments", ())),
+            jobs=tuple(
+                ListedJob(
+                    job["environment"],
+                    job["platform"],
+                    _names(job.get("scope", ())),
+                    job.get("nodes"),
+                    job.get("gpus"),
+                )
+                for job in block.get("jobs", ())
+            ),
             n_repeat=block.get("n_repeat"),
             time_limit=block.get("time_limit"),
             nodes=block.get("nodes"),
@@ -92,7 +120,15 @@ class CaseSettings:
             script=block.get("script"),
             command=tuple(block.get("command", ())),
             metrics=block.get("metrics"),
+            consistency_check=tuple(block.get("consistency_check", ())),
         )
+
+    def listed(self, environment: str, platform: str) -> ListedJob | None:
+        """The ``CI_GOLDEN.jobs`` entry of a job, or None."""
+        for job in self.jobs:
+            if (job.environment, job.platform) == (environment, platform):
+                return job
+        return None
 
 
 _NO_SETTINGS = CaseSettings()  # immutable, so every case without a block shares it
@@ -199,7 +235,9 @@ class Unreferenced:
 
     path: Path
     reason: str
-    kind: t.Literal["shadowed", "second-phase", "unknown-platform", "not-in-environment"]
+    kind: t.Literal[
+        "shadowed", "second-phase", "unknown-platform", "not-in-environment", "not-listed"
+    ]
 
 
 _T = t.TypeVar("_T")
@@ -330,11 +368,14 @@ class TestCase:
             raise InputError(str(self.config_path), settings.detail, settings.where)
         return settings
 
+    def unknown_kind(self) -> tuple[str, str] | None:
+        """A TEST_TYPE, MODE or TEST_EVALUATION of this case that Megatron-LM does not know."""
+        return unknown_kind(self._config_bytes) if self.has_config else None
+
     @property
     def metrics(self) -> tuple[str, ...] | None:
         """The case's METRICS list (the gated metrics), or None when it names none."""
-        value = self.model_config.get("METRICS")
-        return tuple(value) if isinstance(value, list) else None
+        return metrics_of(self.model_config)
 
     def golden_for(self, environment: str, platform: str) -> Path | None:
         """Resolve the golden of a job: exact, then environment-wide, then generic."""
@@ -543,6 +584,8 @@ def case_job_goldens(
         config.check_names("scope", settings.scopes, where)
     present = case.golden_files
     out: list[tuple[JobSlot, str | None]] = []
+    if settings.jobs:
+        return _listed_job_goldens(case, config, job_slots(config) if slots is None else slots)
     if not settings.platforms:  # no job is asked for explicitly: the goldens decide alone
         for slot in job_slots(config) if slots is None else slots:
             if not slot.opt_in:
@@ -561,6 +604,46 @@ def case_job_goldens(
         if golden is not None or explicit:
             out.append((slot, golden))
     return out
+
+
+def _listed_job_goldens(
+    case: TestCase, config: Config, slots: t.Sequence[JobSlot]
+) -> list[tuple[JobSlot, str | None]]:
+    """The jobs of a case with ``CI_GOLDEN.jobs``: exactly those listed, in config order."""
+    settings = case.settings
+    where = str(case.config_path)
+    if settings.platforms or settings.environments:
+        raise ConfigError(
+            where, "CI_GOLDEN gives jobs and platforms or environments: keep jobs alone"
+        )
+    by_name = {(slot.environment, slot.platform): slot for slot in slots}
+    listed: dict[JobSlot, int] = {}
+    for i, job in enumerate(settings.jobs):
+        place = f"{where}: CI_GOLDEN.jobs[{i}]"
+        config.check_names("environment", [job.environment], place)
+        config.check_names("platform", [job.platform], place)
+        config.check_names("scope", job.scopes, place)
+        slot = by_name.get((job.environment, job.platform))
+        if slot is None:
+            raise ConfigError(
+                place,
+                f"environment {job.environment!r} does not run on platform {job.platform!r} "
+                f"(its platforms: {', '.join(config.environments[job.environment])}); "
+                "add the platform to the environment in the project config",
+            )
+        if slot in listed:
+            raise ConfigError(
+                place,
+                f"{job.environment}/{job.platform} is listed again (first as jobs[{listed[slot]}]);"
+                " give each environment and platform once, with all its scopes",
+            )
+        listed[slot] = i
+    present = case.golden_files
+    return [
+        (slot, next((name for name in slot.candidates if name in present), None))
+        for slot in slots
+        if slot in listed
+    ]
 
 
 def case_jobs(
@@ -587,6 +670,7 @@ def unreferenced_goldens(
     if jobs is None:
         jobs = case_jobs(case, config)
     read = {job.golden.name for job in jobs if job.golden is not None}
+    listed = bool(case.settings.jobs)
     out: list[Unreferenced] = []
     for filename in case.golden_files:
         if filename in read:
@@ -598,7 +682,18 @@ def unreferenced_goldens(
             continue  # a bad name, reported by the validator as an error instead
         path = case._golden_paths[filename]
         platform = parsed.platform
-        if parsed.environment is None:
+        env = parsed.environment
+        if (
+            listed
+            and env is not None
+            and (platform is None or platform in config.platforms)
+            and not any(
+                j.environment == env and (platform is None or j.platform == platform) for j in jobs
+            )
+        ):
+            runs = f"environment {env!r}" + (f" on platform {platform!r}" if platform else "")
+            out.append(Unreferenced(path, f"CI_GOLDEN.jobs has no job in {runs}", "not-listed"))
+        elif parsed.environment is None:
             out.append(
                 Unreferenced(path, "shadowed: every job has a more specific golden", "shadowed")
             )
@@ -653,3 +748,17 @@ def _real_quick_ratio(a: str, b: str) -> float:
     """``difflib.SequenceMatcher(None, a, b).real_quick_ratio()``: an upper bound of ratio()."""
     total = len(a) + len(b)
     return 2.0 * min(len(a), len(b)) / total if total else 1.0
+
+
+def metrics_of(model_config: t.Mapping[str, t.Any]) -> tuple[str, ...] | None:
+    """The gated metrics a model_config names: its METRICS list, else None (the defaults).
+
+    An inference case whose ``METRICS:`` is left empty (null) checks nothing, as Megatron-LM's
+    inference test does.
+    """
+    value = model_config.get("METRICS")
+    if isinstance(value, list):
+        return tuple(value)
+    if value is None and "METRICS" in model_config and model_config.get("MODE") == "inference":
+        return ()
+    return None

@@ -80,6 +80,22 @@ def _positive_int(value: t.Any) -> int | None:
     return None
 
 
+MEGATRON_LOG_INTERVAL = 100  # Megatron-LM's default --log-interval
+
+
+def legacy_step_scale(model_config: t.Mapping[str, t.Any]) -> t.Callable[[str], int]:
+    """Training steps per entry of a legacy list, per metric: in that era iteration-time was
+    written every ``--log-interval`` iterations and the other metrics every
+    ``--tensorboard-log-interval`` (Megatron-LM's defaults: 100 and 1). Used by ``compare`` and
+    ``migrate`` alike, so both map a legacy golden to the same steps."""
+    args = model_config.get("MODEL_ARGS") or {}
+    if not isinstance(args, t.Mapping):
+        args = {}
+    tensorboard = _positive_int(_model_arg(args, "--tensorboard-log-interval")) or 1
+    log = _positive_int(_model_arg(args, "--log-interval")) or MEGATRON_LOG_INTERVAL
+    return lambda metric: log if metric == "iteration-time" else tensorboard
+
+
 def series_length(folder: Path) -> tuple[int, int]:
     """``(logged points per metric, tensorboard log interval)`` from the case's model_config.yaml.
 
@@ -181,19 +197,23 @@ def plan_migration(path: Path) -> Migration:
     iters = f"--train-iters {logged * interval}" + (
         f" / --tensorboard-log-interval {interval}" if interval != 1 else ""
     )
+    folder = path.parent
+    scale = legacy_step_scale(
+        TestCase(id=folder.name, path=folder, has_config=True, golden_files=()).model_config
+    )
     for metric, block in data.items():
         if isinstance(block, dict) and isinstance(block.get("values"), list):
-            why = _check_block(metric, block, logged, iters)
+            why = _check_block(metric, block, logged * interval // scale(metric), iters)
             if why:
                 return Migration(path, "cannot", why)
     try:
-        legacy = parse_golden(data, path, log_interval=interval)
+        legacy = parse_golden(data, path, log_interval=scale)
     except InputError as e:
         return Migration(path, "cannot", e.detail if e.where is None else f"{e.where}: {e.detail}")
     metrics = {}
     for name, series in legacy.metrics.items():
         is_list = isinstance(data[name].get("values"), list)
-        metrics[name] = _current(series, interval) if is_list else series
+        metrics[name] = _current(series, scale(name)) if is_list else series
     golden = GoldenValues(layout="current", metrics=metrics)
     notes = tuple(
         f"drops top-level {key}={json.dumps(value)} (the current layout holds only metric blocks)"

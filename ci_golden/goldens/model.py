@@ -405,10 +405,15 @@ def _where(metric: str) -> str:
     return "$" + "[" + json.dumps(metric) + "]"
 
 
-def parse_golden(data: t.Any, path: str | Path, *, log_interval: int = 1) -> GoldenValues:
+StepScale = t.Union[int, t.Callable[[str], int]]  # noqa: UP007 - a runtime alias on 3.10
+
+
+def parse_golden(data: t.Any, path: str | Path, *, log_interval: StepScale = 1) -> GoldenValues:
     """Turn parsed JSON into :class:`GoldenValues`, detecting the layout.
 
-    ``log_interval`` maps legacy list indices to training steps (Megatron's ``--log-interval``).
+    ``log_interval`` maps legacy list indices to training steps: training steps per logged
+    point, or a function of the metric name giving it
+    (:func:`ci_golden.goldens.migrate.legacy_step_scale`).
     """
     name = str(path)
     if not isinstance(data, dict):
@@ -446,7 +451,8 @@ def parse_golden(data: t.Any, path: str | Path, *, log_interval: int = 1) -> Gol
         precision = block.get("value_precision")
         raw_values = block["values"]
         if isinstance(raw_values, list):
-            last = (start + (len(raw_values) - 1) * max(interval, 1) + 1) * log_interval
+            scale = log_interval(metric) if callable(log_interval) else log_interval
+            last = (start + (len(raw_values) - 1) * max(interval, 1) + 1) * scale
             if last > MAX_STEP:
                 raise GoldenFormatError(
                     "CG110",
@@ -456,7 +462,7 @@ def parse_golden(data: t.Any, path: str | Path, *, log_interval: int = 1) -> Gol
                 )
             steps = (
                 start + np.arange(len(raw_values), dtype=np.int64) * max(interval, 1) + 1
-            ) * log_interval
+            ) * scale
             values = _values_array(raw_values, name, f"{where}.values", None)
         elif isinstance(raw_values, dict):
             keys = list(raw_values)
@@ -478,7 +484,7 @@ def parse_golden(data: t.Any, path: str | Path, *, log_interval: int = 1) -> Gol
     return GoldenValues(layout=layout, metrics=metrics, extras=extras)
 
 
-def load_golden(path: Path, *, log_interval: int = 1) -> GoldenValues:
+def load_golden(path: Path, *, log_interval: StepScale = 1) -> GoldenValues:
     """Read and parse one golden file; raises :class:`GoldenFormatError` naming the place."""
     return parse_golden(read_json(path), path, log_interval=log_interval)
 

@@ -25,8 +25,7 @@ from ci_golden.compare.policy import Policy, median_window
 from ci_golden.compare.result import RESULT_FILE, load_result
 from ci_golden.errors import InputError
 from ci_golden.goldens.model import GoldenValues, load_golden
-from ci_golden.run.collect import run_metrics, sample
-from ci_golden.run.launch import repeat_dir
+from ci_golden.run.phases import repeat_dir
 
 if t.TYPE_CHECKING:
     from ci_golden.compare.result import CaseResult
@@ -91,24 +90,15 @@ class Calibration:
 # --- reading runs ------------------------------------------------------------------------
 
 
-def repeat_values(out: Path, first: GoldenValues, n_repeat: int) -> list[tuple[str, GoldenValues]]:
-    """Repeats 2..n of a run output folder, sampled on the steps of repeat 1's values."""
+def repeat_values(out: Path, name: str, n_repeat: int) -> list[tuple[str, GoldenValues]]:
+    """Repeats 2..n of a run output folder: the actual values each one wrote (``run/<k>/NAME``)."""
 
-    intervals = {n: (s.start_step, s.step_interval) for n, s in first.metrics.items()}
-    last = max((s.end_step for s in first.metrics.values()), default=1)
     found = []
     for k in range(2, n_repeat + 1):
-        phase = repeat_dir(out, k) / "phase1"
-        collected = run_metrics(phase, phase / "tensorboard", phase / "stdout.log")
-        if not collected.series:
-            raise InputError(
-                str(phase),
-                f"repeat {k} of {n_repeat} left no metrics (events, metrics.jsonl or stdout.log)",
-            )
-        values = sample(
-            collected.series, metrics=list(first.metrics), train_iters=last, intervals=intervals
-        )
-        found.append((phase.as_posix(), values))
+        path = repeat_dir(out, k) / name
+        if not path.is_file():
+            raise InputError(str(path), f"repeat {k} of {n_repeat} left no actual values")
+        found.append((path.as_posix(), load_golden(path)))
     return found
 
 
@@ -121,7 +111,7 @@ def runs_of_result(path: Path, result: CaseResult) -> list[tuple[str, GoldenValu
     actual = path.parent / result.actual
     first = load_golden(actual)
     n_repeat = int(result.run.get("n_repeat") or 1)
-    return [(actual.as_posix(), first), *repeat_values(path.parent, first, n_repeat)]
+    return [(actual.as_posix(), first), *repeat_values(path.parent, actual.name, n_repeat)]
 
 
 def load_runsets(paths: t.Sequence[Path]) -> list[RunSet]:

@@ -8,25 +8,33 @@ result, which may come from a downloaded artifact); a job without a golden gets
 goldens stay as they are. Every new file is checked by
 the validator before it replaces the old one through a rename in the same folder, so a crash
 leaves each golden old or new, never partial. A golden keeps the metric set of the one the job read.
+
+A refresh changes values and nothing else: the golden's text is kept (its step grid, one-line or
+indented layout, key order, number formatting) and only the value tokens that changed are
+rewritten, located by ``json-source-map``; so a refreshed file's diff shows the changed steps
+alone. A golden step the run did not log becomes ``"nan"``.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import typing as t
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from json_source_map import calculate
 
 from ci_golden.compare.result import RESULT_FILE, CaseResult, load_result
-from ci_golden.errors import InputError
+from ci_golden.errors import InputError, UsageError
 from ci_golden.goldens.discover import Suite, TestCase, case_jobs, golden_name
 from ci_golden.goldens.model import GoldenValues, MetricSeries, dumps_golden, load_golden
 from ci_golden.project.files import PendingFile, TempBeside, remove_stale_temps
 from ci_golden.report.render import CONTROL_CHARS, REFRESH_VERDICTS
 from ci_golden.report.render import escape_md as _md
+from ci_golden.run.collect import load_actual
 from ci_golden.validate.engine import check_golden_file
 from ci_golden.validate.semantics import run_length
 
@@ -173,40 +181,110 @@ def _keep_metrics(old: GoldenValues, new: GoldenValues) -> GoldenValues:
     return GoldenValues(layout="current", metrics={n: new.metrics[n] for n in old.metrics})
 
 
-def plan_update(path: Path, result: CaseResult, suite: Suite) -> Update:
-    """What refreshing from one result writes; reads only."""
+def _number_text(old_token: str, value: float | None) -> str:
+    """A new value written the way the old token was: an integer stays an integer when the new
+    value is integral, anything else is Python's shortest float text (as json.dumps writes)."""
+    if value is None or not np.isfinite(value):
+        return '"nan"'
+    is_int = old_token.lstrip("-").isdigit()
+    if is_int and float(value).is_integer():
+        return str(int(value))
+    return json.dumps(float(value))
+
+
+def refreshed_text(text: str, old: GoldenValues, new: GoldenValues) -> str:
+    """``text`` (the golden ``old`` was read from) with the values of ``new`` at the golden's own
+    steps, every other character kept. ``new`` must hold every metric of ``old``."""
+    spans = calculate(text)
+    edits: list[tuple[int, int, str]] = []
+    for name, series in old.metrics.items():
+        fresh = new.metrics[name].as_dict()
+        for step, before in series.as_dict().items():
+            after = fresh.get(step)
+            if before == after or (before is None and after is None):
+                continue
+            entry = spans.get(f"/{name}/values/{step}")
+            if entry is None:
+                raise ValueError(f"cannot locate {name!r} step {step} in the golden's text")
+            start, end = entry.value_start.position, entry.value_end.position
+            edits.append((start, end, _number_text(text[start:end], after)))
+    for start, end, token in sorted(edits, reverse=True):
+        text = text[:start] + token + text[end:]
+    return text
+
+
+def _on_grid(old: GoldenValues, new: GoldenValues) -> GoldenValues:
+    """``new`` with each metric on the golden's own steps (``"nan"`` where the run has none)."""
+    metrics = {}
+    for name, series in old.metrics.items():
+        fresh = new.metrics[name].as_dict()
+        metrics[name] = MetricSeries.from_mapping(
+            name,
+            {int(k): fresh.get(int(k)) for k in series.steps},
+            start_step=series.start_step,
+            end_step=series.end_step,
+            step_interval=series.step_interval,
+            value_precision=series.value_precision,
+        )
+    return GoldenValues(layout="current", metrics=metrics)
+
+
+def plan_update(
+    path: Path, result: CaseResult, suite: Suite, *, actual: Path | None = None
+) -> Update:
+    """What refreshing from one result writes; reads only. ``actual``: values given explicitly
+    (any folder, any format ``compare --actual`` reads) instead of the result's own."""
     base = Update(path, result.case, result.environment, result.platform, result.verdict)
 
     def refuse(problem: str, **kw: t.Any) -> Update:
         return replace(base, problem=problem, **kw)
 
-    if result.actual is None:
+    if result.verdict == "error":
+        return refuse(
+            "the run failed (verdict error"
+            f"{': ' + result.message if result.message else ''}); its values are no golden"
+        )
+    if actual is None and result.actual is None:
         return refuse(
             f"no actual values (verdict {result.verdict}"
             f"{': ' + result.message if result.message else ''})"
         )
-    actual_path = (path.parent / result.actual).resolve()
-    if not actual_path.is_relative_to(path.parent):
-        return refuse(f"actual values path {result.actual!r} leaves the result's folder")
+    if actual is None:
+        assert result.actual is not None
+        actual_path = (path.parent / result.actual).resolve()
+        if not actual_path.is_relative_to(path.parent):
+            return refuse(
+                f"actual values path {result.actual!r} leaves the result's folder; "
+                "to use it, pass it explicitly: --actual FILE"
+            )
+    else:
+        actual_path = actual
     try:
         case = suite.case(result.case)
         suite.config.check_names("environment", [result.environment], str(path))
         suite.config.check_names("platform", [result.platform], str(path))
         target, notes = target_for(case, suite, result.environment, result.platform)
-        new = load_golden(actual_path)
         read = case.golden_for(result.environment, result.platform)
         old = load_golden(read) if read is not None else None
+        new = load_actual(actual_path, old)[0] if actual is not None else load_golden(actual_path)
     except InputError as e:
         return refuse(str(e))
+    text = dumps_golden(new)
     if old is not None:
         try:
             new = _keep_metrics(old, new)
+            if old.layout == "current" and new.layout == "current":
+                assert read is not None
+                new = _on_grid(old, new)
+                text = refreshed_text(read.read_text(encoding="utf-8"), old, new)
+            else:
+                text = dumps_golden(new)
         except ValueError as e:
             return refuse(str(e), target=target)
     return replace(
         base,
         target=target,
-        text=dumps_golden(new),
+        text=text,
         existed=target.is_file(),
         changes=diff_goldens(old, new),
         notes=notes,
@@ -220,13 +298,18 @@ def plan_updates(
     only_failing: bool = False,
     only_drift: bool = False,
     cases: t.Sequence[str] = (),
+    actual: Path | None = None,
 ) -> list[Update]:
-    """One :class:`Update` per selected result; two results aimed at one file are both refused."""
+    """One :class:`Update` per selected result; two results aimed at one file are both refused.
+    ``actual`` (values given explicitly) needs exactly one result."""
     updates = []
-    for path in find_results(paths):
+    found = find_results(paths)
+    if actual is not None and len(found) != 1:
+        raise UsageError(f"--actual needs exactly one result, got {len(found)}")
+    for path in found:
         result = load_result(path)
         if selected(result, only_failing=only_failing, only_drift=only_drift, cases=cases):
-            updates.append(plan_update(path, result, suite))
+            updates.append(plan_update(path, result, suite, actual=actual))
     by_target: dict[Path, list[int]] = {}
     for i, u in enumerate(updates):
         if u.target is not None and u.problem is None:
@@ -389,3 +472,40 @@ def render_summary(
         )
         out.append("")
     return "\n".join(out)
+
+
+def render_summary_text(
+    updates: t.Sequence[Update], *, dry_run: bool, display: t.Callable[[Path], str] = str
+) -> str:
+    """The same summary as plain text, for the console."""
+    written = [u for u in updates if u.problem is None and u.changed]
+    unchanged = [u for u in updates if u.problem is None and not u.changed]
+    refused = [u for u in updates if u.problem is not None]
+    verb = "would be updated" if dry_run else "updated"
+    out = [f"Golden values {verb}: {len(written)} file(s)"]
+    for u in written:
+        assert u.target is not None
+        action = ("would create" if dry_run else "created") if not u.existed else ""
+        out.append(f"  {display(u.target)}{' (' + action + ')' if action else ''}")
+        out.append(
+            f"    {u.case} [{u.environment}, {u.platform}], verdict {u.verdict}, "
+            f"from {display(u.result_path)}"
+        )
+        out.extend(f"    note: {note}" for note in u.notes)
+        out.extend(
+            f"    {c.name}: {c.status}, mean rel diff {_signed_pct(c.mean_rel_diff)}, "
+            f"max abs diff {_abs(c.max_abs_diff)}, {c.steps_changed}/{c.n_steps} steps changed"
+            for c in u.changes
+        )
+    if unchanged:
+        out.append(
+            f"Unchanged ({len(unchanged)}): "
+            + ", ".join(display(u.target) for u in unchanged if u.target)
+        )
+    if refused:
+        out.append(f"Not updated: {len(refused)} result(s)")
+        out.extend(
+            f"  {u.case} [{u.environment}, {u.platform}] from {display(u.result_path)}: {u.problem}"
+            for u in refused
+        )
+    return "\n".join(CONTROL_CHARS.sub(" ", line) for line in out) + "\n"

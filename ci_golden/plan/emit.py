@@ -19,8 +19,11 @@ from ci_golden.errors import UsageError
 from ci_golden.plan.select import JobList, JobRow, MatrixJob, Selection
 
 _Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-GITHUB_MAX_JOBS = 256
+GITHUB_MAX_JOBS = 256  # per matrix
+# all outputs of one job together, sized as UTF-16 (two bytes per character of a matrix)
 GITHUB_MAX_OUTPUT_BYTES = 1024 * 1024
+# the keys of a job in a chunk (matrix_chunks); the run job reads the rest from the plan file
+CHUNK_KEYS = ("id", "name", "runs-on")
 GITLAB_MAX_BYTES = 5 * 1024 * 1024
 GITLAB_MAX_NAME = 255
 # runner-side failures worth a retry; a golden mismatch (script_failure) never is
@@ -74,7 +77,13 @@ def _github_entries(jobs: t.Sequence[MatrixJob]) -> t.Iterator[str]:
     for group in jobs.groups:
         case, label, folder, rows, n_repeat, time_limit, nodes, plain = group
         # only plain ints go into a template (True == 1 as a key, but not in JSON)
-        if not (plain and type(n_repeat) is int and type(time_limit) is int and type(nodes) is int):
+        if not (
+            plain
+            and type(n_repeat) is int
+            and type(time_limit) is int
+            and type(nodes) is int
+            and all(row.nodes is None or type(row.nodes) is int for row in rows)
+        ):
             for job in group.jobs():
                 yield _json(job.entry())
             continue
@@ -99,13 +108,13 @@ def _case_template(rows: tuple[JobRow, ...], n_repeat: int, time_limit: int, nod
     def inner(text: str) -> str:  # escaping a part is the same in any string it is put into
         return lit(text)[1:-1]
 
-    numbers = f',"n_repeat":{lit(n_repeat)},"time_limit":{lit(time_limit)},"nodes":{lit(nodes)}'
+    numbers = f',"n_repeat":{lit(n_repeat)},"time_limit":{lit(time_limit)},"nodes":'
     return ",".join(
         f'{{"id":"%s{inner(row.id_suffix)}","name":"%s{inner(row.name_suffix)}","case":"%s"'
         f',"environment":{lit(row.environment)},"platform":{lit(row.platform)}'
         f',"runs-on":{lit(list(row.runs_on))},"golden":'
         + ("null%.0s" if row.golden is None else f'"%s{inner("/" + row.golden)}"')
-        + f'{numbers},"gpus":{lit(row.gpus)}}}'
+        + f'{numbers}{lit(nodes if row.nodes is None else row.nodes)},"gpus":{lit(row.gpus)}}}'
         for row in rows
     )
 
@@ -118,29 +127,79 @@ def _runners(jobs: t.Sequence[MatrixJob]) -> dict[tuple[str, tuple[str, ...]], N
     return dict.fromkeys((row.platform, row.runs_on) for each in rows.values() for row in each)
 
 
-def render_github(selection: Selection) -> str:
-    """``{"include":[...]}`` on one line (no trailing newline)."""
-    jobs = selection.jobs
-    if len(jobs) > GITHUB_MAX_JOBS:
-        shards = math.ceil(len(jobs) / GITHUB_MAX_JOBS)
-        raise MatrixLimitError(
-            f"{len(jobs)} jobs exceed GitHub's limit of {GITHUB_MAX_JOBS} jobs per matrix; "
-            f"split it into several matrix jobs, one per --platform ({_platform_counts(jobs)}), "
-            f"or with --shard K/{shards} for K = 1..{shards}"
-        )
+def _split_hint(selection: Selection, capacity: int) -> str:
+    """How to run a selection in parts of at most ``capacity`` jobs: by shard, counted on the
+    selection before any ``--shard`` (so the parts it names fit), or by platform."""
+    total = selection.unsharded
+    shards = max(math.ceil(total / max(capacity, 1)), 2)
+    hint = (
+        f"run them in parts: --shard K/{shards} for K = 1..{shards} "
+        f"(at most {math.ceil(total / shards)} jobs each)"
+    )
+    if selection.shard is not None:
+        k, n = selection.shard
+        return hint + f" instead of --shard {k}/{n}"
+    return hint + f", or one --platform at a time ({_platform_counts(selection.jobs)})"
+
+
+def _check_runners(jobs: t.Sequence[MatrixJob]) -> None:
     for platform, runs_on in _runners(jobs):
         if not runs_on:
             raise MatrixLimitError(
                 f"platform {platform!r} has no GitHub runner labels; "
                 f"set platforms.{platform}.github.runs-on in the project config"
             )
-    text = '{"include":[' + ",".join(_github_entries(jobs)) + "]}"
-    if len(text) > GITHUB_MAX_OUTPUT_BYTES:  # ASCII: as many bytes as characters
+
+
+def render_github(selection: Selection, *, chunks: int = 1) -> str:
+    """``{"include":[...]}`` on one line (no trailing newline): every job, for ``--output`` and
+    the report's ``--expect``. The selection must fit ``chunks`` matrices of
+    :data:`GITHUB_MAX_JOBS` jobs (:func:`matrix_chunks`); with one, the text itself must fit
+    GitHub's job outputs."""
+    jobs = selection.jobs
+    capacity = chunks * GITHUB_MAX_JOBS
+    if len(jobs) > capacity:
+        limit = f"GitHub's limit of {GITHUB_MAX_JOBS} jobs per matrix"
+        if chunks > 1:
+            limit = f"{chunks} matrices of {GITHUB_MAX_JOBS} jobs (--chunks {chunks})"
         raise MatrixLimitError(
-            f"the matrix is {len(text)} bytes, over GitHub's job-output limit of "
-            f"{GITHUB_MAX_OUTPUT_BYTES} bytes; split it with --platform or --shard K/N"
+            f"{len(jobs)} jobs exceed {limit}; {_split_hint(selection, capacity)}"
+        )
+    _check_runners(jobs)
+    text = '{"include":[' + ",".join(_github_entries(jobs)) + "]}"
+    size = 2 * len(text)  # ASCII, sized as UTF-16
+    if chunks == 1 and size > GITHUB_MAX_OUTPUT_BYTES:
+        fits = len(jobs) * GITHUB_MAX_OUTPUT_BYTES // size
+        raise MatrixLimitError(
+            f"the matrix takes {size} bytes (as UTF-16), over GitHub's job-output limit of "
+            f"{GITHUB_MAX_OUTPUT_BYTES} bytes; write it with --chunks N (the outputs then hold "
+            f"only {', '.join(CHUNK_KEYS)} of each job) or {_split_hint(selection, fits)}"
         )
     return text
+
+
+def matrix_chunks(selection: Selection, chunks: int) -> list[tuple[str, int]]:
+    """The jobs as ``chunks`` matrices of at most :data:`GITHUB_MAX_JOBS` jobs each, in order,
+    the unused ones empty (``{"include":[]}``), each with its number of jobs. An entry holds
+    only :data:`CHUNK_KEYS`: the run job reads the whole entry from the plan file
+    (``ci-golden run --job PLAN --job-id ID``), so that a thousand jobs fit GitHub's 1 MB of
+    outputs per job."""
+    jobs = selection.jobs
+    render_github(selection, chunks=chunks)  # the limits and runner labels, with the hints
+    parts: list[list[str]] = [[] for _ in range(chunks)]
+    for i, job in enumerate(jobs):
+        parts[i // GITHUB_MAX_JOBS].append(
+            _json({"id": job.id, "name": job.name, "runs-on": list(job.runs_on)})
+        )
+    out = [('{"include":[' + ",".join(part) + "]}", len(part)) for part in parts]
+    size = 2 * sum(len(text) for text, _ in out)
+    if size > GITHUB_MAX_OUTPUT_BYTES:
+        fits = len(jobs) * GITHUB_MAX_OUTPUT_BYTES // size
+        raise MatrixLimitError(
+            f"the {chunks} matrices take {size} bytes (as UTF-16), over GitHub's job-output "
+            f"limit of {GITHUB_MAX_OUTPUT_BYTES} bytes; {_split_hint(selection, fits)}"
+        )
+    return out
 
 
 def github_output_lines(name: str, matrix: str, count: int) -> str:
@@ -148,18 +207,33 @@ def github_output_lines(name: str, matrix: str, count: int) -> str:
     return f"{name}={matrix}\n{name}_count={count}\n"
 
 
+def github_chunk_lines(name: str, chunks: t.Sequence[tuple[str, int]]) -> str:
+    """The lines appended to ``$GITHUB_OUTPUT`` for :func:`matrix_chunks`: ``NAME_K=<matrix>``
+    and ``NAME_K_count=<n>`` for K = 1..N, then ``NAME_count=<total>``."""
+    lines = [
+        f"{name}_{k}={text}\n{name}_{k}_count={n}\n" for k, (text, n) in enumerate(chunks, start=1)
+    ]
+    return "".join(lines) + f"{name}_count={sum(n for _, n in chunks)}\n"
+
+
 def timeout_minutes(job: MatrixJob) -> int:
     return math.ceil((job.time_limit * job.n_repeat + SETUP_MARGIN_S) / 60)
 
 
 EXPECT_FILE = "ci-golden-expect.json"
+# where GitLab serves the HTML report once the report job's artifacts are kept
+HTML_LINK = '${CI_JOB_URL:+--html-url "$CI_JOB_URL/artifacts/file/report.html"}'
 REPORT_SCRIPT = (
     "status=0",
+    f"ci-golden report {OUT_DIR} --expect {EXPECT_FILE} --format html --out report.html || true",
     (
         f"ci-golden report {OUT_DIR} --expect {EXPECT_FILE} --format markdown --out report.md"
-        " || status=$?"
+        f" {HTML_LINK} || status=$?"
     ),
-    f"ci-golden report {OUT_DIR} --expect {EXPECT_FILE} --format json --out report.json || true",
+    (
+        f"ci-golden report {OUT_DIR} --expect {EXPECT_FILE} --format json --out report.json"
+        f" {HTML_LINK} || true"
+    ),
     f"ci-golden report {OUT_DIR} --expect {EXPECT_FILE} --format junit --out report.xml || true",
     # merge-request variables reach a child pipeline only when the trigger job forwards them
     'mr="${CI_MERGE_REQUEST_IID:-${CI_GOLDEN_MR_IID:-}}"',
@@ -280,7 +354,8 @@ def render_gitlab(
                 "name": "ci-golden-report",
                 "when": "always",
                 "expire_in": "30 days",
-                "paths": ["report.md", "report.json", "report.xml"],
+                "expose_as": "ci-golden report",  # a link in the merge request
+                "paths": ["report.html", "report.md", "report.json", "report.xml"],
                 "reports": {"junit": "report.xml"},
             },
         }
@@ -290,9 +365,10 @@ def render_gitlab(
     text = header + "# Generated by `ci-golden matrix --ci gitlab`; do not edit.\n" + body
     size = len(text.encode())
     if size > GITLAB_MAX_BYTES:
+        fits = len(jobs) * GITLAB_MAX_BYTES // size
         raise MatrixLimitError(
             f"the child pipeline is {size} bytes, over GitLab's limit of {GITLAB_MAX_BYTES}; "
-            f"split it with --platform ({_platform_counts(jobs)}) or --shard K/N"
+            f"{_split_hint(selection, fits)}"
         )
     return text
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import fnmatch
-import functools
 import hashlib
 import itertools
 import re
@@ -20,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ci_golden.errors import UsageError
+from ci_golden.errors import ConfigError, UsageError
 from ci_golden.goldens.discover import (
     CaseSettings,
     JobSlot,
@@ -29,8 +28,10 @@ from ci_golden.goldens.discover import (
     case_job_goldens,
     job_slots,
 )
+from ci_golden.goldens.testkind import KNOWN
 from ci_golden.project.config import Config
 from ci_golden.project.git import changed_files
+from ci_golden.project.globs import glob_match
 from ci_golden.project.schema import did_you_mean
 
 MAX_NAME = 255
@@ -82,17 +83,28 @@ class Filters:
     changed_since: str | None = None
     n_repeat: int | None = None
     shard: tuple[int, int] | None = None
+    any_scope: bool = False  # every scope (``ci-golden list`` without --scope)
 
 
 @dataclass(frozen=True)
 class Selection:
-    """The selected jobs, and per case why it was selected or left out."""
+    """The selected jobs, and per case why it was selected or left out. ``total`` is the number
+    of jobs before ``--shard`` took its part; ``jobless`` the cases that passed every filter but
+    have no job at all."""
 
     jobs: t.Sequence[MatrixJob]
     selected: tuple[tuple[str, str], ...] = ()
     skipped: tuple[tuple[str, str], ...] = ()
     n_cases: int = 0
     notes: tuple[str, ...] = field(default=())
+    total: int | None = None
+    shard: tuple[int, int] | None = None
+    jobless: tuple[str, ...] = ()
+
+    @property
+    def unsharded(self) -> int:
+        """The number of jobs of the selection before ``--shard``."""
+        return len(self.jobs) if self.total is None else self.total
 
     @property
     def why_empty(self) -> str | None:
@@ -157,9 +169,9 @@ def _rel(path: Path, root: Path) -> str:
 
 
 class JobRow(t.NamedTuple):
-    """What a job has that does not depend on its case: its environment and platform, the
-    platform's runner settings and the golden file name. Cases with the same golden files and
-    settings share their rows."""
+    """What a job has that does not depend on its case's id: its environment and platform, the
+    platform's runner settings, the golden file name, and what ``CI_GOLDEN.jobs`` gives the job
+    itself. Cases with the same golden files and settings share their rows."""
 
     environment: str
     platform: str
@@ -167,8 +179,10 @@ class JobRow(t.NamedTuple):
     name_suffix: str  # " <environment> <platform>"
     runs_on: tuple[str, ...]
     tags: tuple[str, ...]
-    gpus: int
+    gpus: int  # per node
     golden: str | None  # a file name in the case folder
+    nodes: int | None = None  # None: the case's
+    scopes: frozenset[str] | None = None  # the scopes the job runs in; None: the case's
 
 
 class CaseJobs(t.NamedTuple):
@@ -199,7 +213,7 @@ class CaseJobs(t.NamedTuple):
                     job_name(label, case, r.environment, r.platform),
                     case, r.environment, r.platform, r.runs_on, r.tags,
                     None if r.golden is None else folder + r.golden,
-                    n_repeat, time_limit, nodes, r.gpus,
+                    n_repeat, time_limit, nodes if r.nodes is None else r.nodes, r.gpus,
                 )
                 for r in rows
             ]  # fmt: skip
@@ -208,9 +222,11 @@ class CaseJobs(t.NamedTuple):
         return [
             make((
                 id_prefix + id_suffix, label + name_suffix, case, env, platform, runs_on, tags,
-                None if golden is None else folder + golden, n_repeat, time_limit, nodes, gpus,
+                None if golden is None else folder + golden, n_repeat, time_limit,
+                nodes if row_nodes is None else row_nodes, gpus,
             ))
-            for env, platform, id_suffix, name_suffix, runs_on, tags, gpus, golden in rows
+            for env, platform, id_suffix, name_suffix, runs_on, tags, gpus, golden, row_nodes, _
+            in rows
         ]  # fmt: skip
 
 
@@ -275,6 +291,28 @@ class JobList(t.Sequence[MatrixJob]):
         return f"<JobList: {len(self)} jobs of {len(self.groups)} cases>"
 
 
+class _Plan(t.NamedTuple):
+    settings: CaseSettings
+    rows: tuple[JobRow, ...]
+    n_repeat: int
+    time_limit: int
+    nodes: int
+    scopes: frozenset[str]  # the case's, for rows without their own
+
+    def in_scope(self, scope: str) -> tuple[JobRow, ...]:
+        """The rows that run in ``scope``."""
+        case_scopes = self.scopes
+        return tuple(
+            row for row in self.rows if scope in (case_scopes if row.scopes is None else row.scopes)
+        )
+
+    def all_scopes(self) -> list[str]:
+        found = {s for row in self.rows if row.scopes is not None for s in row.scopes}
+        if not self.rows or any(row.scopes is None for row in self.rows):
+            found |= self.scopes
+        return sorted(found)
+
+
 class _Expansion:
     """What every case's expansion shares, worked out once per suite: per (environment,
     platform) its :class:`JobRow` parts, and per distinct (golden files, CI_GOLDEN settings) of
@@ -303,29 +341,37 @@ class _Expansion:
         self.suffixes_safe = all(_ID_SAFE.search(p[2]) is None for p in parts)
         self.longest_id_suffix = max((len(p[2]) for p in parts), default=0)
         self.longest_name_suffix = max((len(p[3]) for p in parts), default=0)
-        # (golden files, id(settings)) -> (settings, its rows, n_repeat, time_limit, nodes)
-        self.plans: dict[
-            tuple[tuple[str, ...], int], tuple[CaseSettings, tuple[JobRow, ...], int, int, int]
-        ] = {}
+        # (golden files, id(settings)) -> the case's plan
+        self.plans: dict[tuple[tuple[str, ...], int], _Plan] = {}
 
-    def plan(self, case: TestCase) -> tuple[CaseSettings, tuple[JobRow, ...], int, int, int]:
-        """The rows of a case's jobs: the same for every case with the same golden files and
-        settings (checked, for the first, by case_job_goldens)."""
+    def plan(self, case: TestCase) -> _Plan:
+        """The rows of a case's jobs and what they share: the same for every case with the same
+        golden files and settings (checked, for the first, by case_job_goldens). Scopes are
+        resolved through the config's aliases."""
         settings = case.settings
         key = (case.golden_files, id(settings))
         plan = self.plans.get(key)
-        if plan is None or plan[0] is not settings:
-            defaults = self.config.defaults
-            rows = tuple(
-                JobRow(*self.per_slot[slot], golden)
-                for slot, golden in case_job_goldens(case, self.config, self.slots)
-            )
-            plan = self.plans[key] = (
+        if plan is None or plan.settings is not settings:
+            config = self.config
+            defaults = config.defaults
+            rows = []
+            for slot, golden in case_job_goldens(case, config, self.slots):
+                row = JobRow(*self.per_slot[slot], golden)
+                listed = settings.listed(slot.environment, slot.platform) if settings.jobs else None
+                if listed is not None:
+                    row = row._replace(
+                        gpus=row.gpus if listed.gpus is None else listed.gpus,
+                        nodes=listed.nodes,
+                        scopes=frozenset(map(config.scope, listed.scopes)) or None,
+                    )
+                rows.append(row)
+            plan = self.plans[key] = _Plan(
                 settings,
-                rows,
+                tuple(rows),
                 settings.n_repeat or defaults.n_repeat,
                 settings.time_limit or defaults.time_limit,
                 settings.nodes or defaults.nodes,
+                frozenset(map(config.scope, settings.scopes)) or frozenset([config.default_scope]),
             )
         return plan
 
@@ -359,34 +405,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def glob_match(path: str, pattern: str) -> bool:
-    """Match a repository path against a glob: ``**`` spans folders, ``*`` and ``?`` do not."""
-    return _glob_regex(pattern).fullmatch(path) is not None
-
-
-@functools.lru_cache(maxsize=256)  # matched against every changed path
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out))
-
-
 def changed_paths(ref: str, root: Path) -> tuple[str, ...]:
     """:func:`ci_golden.project.git.changed_files` relative to ``root`` (POSIX), as
     :attr:`Filters.changed` takes them."""
@@ -397,16 +415,36 @@ def changed_paths(ref: str, root: Path) -> tuple[str, ...]:
 def _changed_reasons(
     suite: Suite, changed: t.Sequence[str], since: str
 ) -> tuple[dict[str, str] | None, str | None]:
-    """(case id -> reason) for cases whose folder changed, or (None, reason) when all are."""
+    """(case id -> reason) for cases whose folder changed, or (None, reason) when all are.
+
+    Every case is selected by a change to the project config, to a ``global_paths`` glob, or
+    to any file outside the test-case root that no ``ignore_paths`` glob matches: code the
+    cases exercise lives there, and a regression tool must not guess that it is unrelated.
+    """
     config = suite.config
     root = config.root.resolve()
     config_path = _rel(Path(config.source), root) if config.source else None
+    cases_root = config.test_cases.resolve()
+    inside = "" if cases_root == root else _rel(cases_root, root) + "/"
+    outside = [
+        path
+        for path in changed
+        if not path.startswith(inside)
+        and path != config_path
+        and not any(glob_match(path, pattern) for pattern in config.ignore_paths)
+    ]
     for path in changed:
         if path == config_path:
             return None, f"the project config {path} changed since {since}"
         for pattern in config.global_paths:
             if glob_match(path, pattern):
                 return None, f"global path {pattern!r} changed since {since} ({path})"
+    if outside:
+        more = f" and {len(outside) - 1} more" if len(outside) > 1 else ""
+        return None, (
+            f"{outside[0]}{more} changed since {since}: outside the test-case root and "
+            "not in ignore_paths"
+        )
     folders = {_rel(c.path.resolve(), root): c.id for c in suite.cases}
     hits: dict[str, list[str]] = {}
     for path in changed:
@@ -444,7 +482,7 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
     """The jobs that pass ``filters``, with the reason each case was selected or left out."""
     config = suite.config
     check_filters(config, filters)
-    scope = filters.scope or config.default_scope
+    scope = config.scope(filters.scope or config.default_scope)
     ids = [c.id for c in suite.cases] if filters.cases else []
     for pattern in filters.cases:
         if not any(fnmatch.fnmatchcase(i, pattern) for i in ids):
@@ -459,8 +497,10 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
             notes.append(f"no file changed since {since}")
     labels = _labels(suite.cases)
     expansion = _Expansion(config)
-    default_scopes = (config.default_scope,)
-    scope_reason = f"scope {scope}"
+    scope_reason = "every scope" if filters.any_scope else f"scope {scope}"
+    if filters.scope is not None and filters.scope != scope:
+        scope_reason += f" ({filters.scope})"
+    jobless: list[str] = []
     groups: list[CaseJobs] = []
     selected: list[tuple[str, str]] = []
     skipped: list[tuple[str, str]] = []
@@ -474,11 +514,19 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
             reasons.append(f"--case {matched[0]}")
         # every case in the selection's reach is expanded (and so checked), selected or not;
         # only the jobs of selected ones are built
-        settings, plan, n_repeat, time_limit, nodes = expansion.plan(case)
-        scopes = settings.scopes or default_scopes
-        if scope not in scopes:
-            skipped.append((case.id, f"not in scope {scope}: its scopes are {', '.join(scopes)}"))
-            continue
+        case_plan = expansion.plan(case)
+        plan, n_repeat, time_limit, nodes = case_plan[1:5]
+        if not filters.any_scope:
+            if case_plan.settings.jobs or scope not in case_plan.scopes:
+                plan = case_plan.in_scope(scope)
+            if not plan and (case_plan.rows or scope not in case_plan.scopes):
+                skipped.append(
+                    (
+                        case.id,
+                        f"not in scope {scope}: its scopes are {', '.join(case_plan.all_scopes())}",
+                    )
+                )
+                continue
         reasons.append(scope_reason)
         if changed_reasons is not None:
             if case.id not in changed_reasons:
@@ -496,6 +544,7 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
             skipped.append(
                 (case.id, "has no job: no golden resolves for any environment and platform")
             )
+            jobless.append(case.id)
             continue
         kept = plan
         if filters.platforms or filters.environments:
@@ -514,14 +563,23 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
                 )
             )
             continue
+        unknown = case.unknown_kind()
+        if unknown is not None:
+            key, value = unknown
+            raise ConfigError(
+                str(case.config_path),
+                f"{key} {value!r} is not one Megatron-LM's run_ci_test.sh knows "
+                f"(known: {', '.join(KNOWN[key])}); refusing to plan a job that cannot run",
+                f"$.{key}",
+            )
         if filters.n_repeat is not None:
             n_repeat = filters.n_repeat
         groups.append(expansion.case_jobs(case, labels[case.id], kept, n_repeat, time_limit, nodes))
         selected.append((case.id, "; ".join(reasons)))
     jobs = JobList(groups)
+    total = len(jobs)
     if filters.shard is not None:
         k, n = filters.shard
-        total = len(jobs)
         jobs = jobs[k - 1 :: n]
         if not jobs:
             notes.append(f"shard {k}/{n} is empty: the selection has {total} jobs")
@@ -531,4 +589,7 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
         skipped=tuple(skipped),
         n_cases=len(suite.cases),
         notes=tuple(notes),
+        total=total,
+        shard=filters.shard,
+        jobless=tuple(jobless),
     )

@@ -12,15 +12,16 @@ import copy
 import os
 import sys
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ci_golden.errors import ConfigError
 from ci_golden.project.files import read_regular
-from ci_golden.project.schema import did_you_mean, first_error
+from ci_golden.project.schema import did_you_mean, first_error, json_pointer
 from ci_golden.project.yamlio import MAX_YAML_BYTES, load_yaml
 
 CONFIG_FILE = "ci_golden.yaml"
+BASELINE_FILE = ".ci-golden-baseline.json"
 
 DEFAULTS: dict[str, t.Any] = {
     "test_cases": "tests/functional_tests/test_cases",
@@ -53,8 +54,29 @@ DEFAULTS: dict[str, t.Any] = {
     "gated_metrics": ["lm loss", "num-zeros"],
     "metrics": {},
     "global_paths": [],
+    "ignore_paths": ["docs/**", "**/*.md"],
+    "scope_aliases": {},
+    "validate": {},
+    "frozen_checkpoints": None,
     "defaults": {"n_repeat": 1, "time_limit": 3600, "nodes": 1},
 }
+
+
+Executor = t.Literal["local", "slurm"]
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """How a platform's jobs are submitted to Slurm (``platforms.<name>.slurm``)."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    extra: tuple[str, ...] = ()  # more sbatch arguments
+    container_image: str | None = None  # pyxis/enroot: every training step runs in it
+    container_mounts: tuple[str, ...] = ()
+    queue_timeout: int = 600  # seconds a job may wait in the queue
+    poll_interval: float = 5.0  # seconds between squeue polls
 
 
 @dataclass(frozen=True)
@@ -65,6 +87,8 @@ class Platform:
     runs_on: tuple[str, ...]
     tags: tuple[str, ...]
     opt_in: bool = False
+    executor: Executor = "local"
+    slurm: SlurmSettings | None = None  # set when executor is slurm
 
 
 @dataclass(frozen=True)
@@ -72,6 +96,17 @@ class JobDefaults:
     n_repeat: int
     time_limit: int
     nodes: int
+
+
+@dataclass(frozen=True)
+class ValidateSettings:
+    """The ``validate:`` section: codes never reported, severities replaced, files whose
+    findings are left out (globs relative to the config's folder), and the baseline file."""
+
+    ignore: frozenset[str] = frozenset()
+    severity: t.Mapping[str, t.Literal["warning", "error"]] = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()
+    baseline: Path = Path(BASELINE_FILE)
 
 
 @dataclass(frozen=True)
@@ -89,6 +124,10 @@ class Config:
     metrics: dict[str, dict[str, t.Any]]
     global_paths: tuple[str, ...]
     defaults: JobDefaults
+    ignore_paths: tuple[str, ...] = ()
+    scope_aliases: t.Mapping[str, str] = field(default_factory=dict)
+    validate: ValidateSettings = ValidateSettings()
+    frozen_checkpoints: Path | None = None  # CHECKPOINT_LOAD_PATH unless the runner sets it
 
     def platform(self, name: str) -> Platform:
         try:
@@ -98,6 +137,10 @@ class Config:
                 self.source or "<built-in config>",
                 f"unknown platform {name!r}{did_you_mean(name, self.platforms)}",
             ) from None
+
+    def scope(self, name: str) -> str:
+        """The scope ``name`` stands for (itself, or the scope it is an alias of)."""
+        return self.scope_aliases.get(name, name)
 
     def check_names(
         self,
@@ -112,7 +155,7 @@ class Config:
         elif kind == "environment":
             known = self.environments
         else:
-            known = self.scopes
+            known = {*self.scopes, *self.scope_aliases}
         for name in names:
             if name not in known:
                 raise ConfigError(where, f"unknown {kind} {name!r}{did_you_mean(name, known)}")
@@ -197,6 +240,24 @@ def _labels(value: t.Any) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
 
+def _slurm(platform: dict[str, t.Any], pname: str, name: str) -> SlurmSettings | None:
+    """The platform's Slurm settings; a ``slurm:`` mapping on a local platform is an error, since
+    it would be silently ignored."""
+    block = platform.get("slurm")
+    if platform.get("executor", "local") != "slurm":
+        if block is not None:
+            raise ConfigError(
+                name,
+                "a slurm: mapping needs executor: slurm (it would be ignored otherwise)",
+                f"$.platforms.{pname}",
+            )
+        return None
+    block = dict(block or {})
+    for key in ("extra", "container_mounts"):
+        block[key] = tuple(block.get(key, ()))
+    return SlurmSettings(**block)
+
+
 def _build(data: dict[str, t.Any], path: Path | None, cwd: Path, test_cases: Path | None) -> Config:
     name = str(path) if path else "<built-in config>"
     root = path.parent if path else cwd
@@ -208,6 +269,8 @@ def _build(data: dict[str, t.Any], path: Path | None, cwd: Path, test_cases: Pat
             runs_on=_labels(p.get("github", {}).get("runs-on")),
             tags=_labels(p.get("gitlab", {}).get("tags")),
             opt_in=bool(p.get("opt_in", False)),
+            executor=p.get("executor", "local"),
+            slurm=_slurm(p, pname, name),
         )
         for pname, p in data["platforms"].items()
     }
@@ -228,6 +291,28 @@ def _build(data: dict[str, t.Any], path: Path | None, cwd: Path, test_cases: Pat
             f"{did_you_mean(data['default_scope'], scopes)}",
             "$.default_scope",
         )
+    aliases = dict(data["scope_aliases"])
+    for alias, target in aliases.items():
+        if alias in scopes:
+            raise ConfigError(
+                name,
+                f"{alias!r} is a scope and an alias of {target!r}",
+                json_pointer(["scope_aliases", alias]),
+            )
+        if target not in scopes:
+            raise ConfigError(
+                name,
+                f"alias {alias!r} names scope {target!r}, which is not in scopes"
+                f"{did_you_mean(target, scopes)}",
+                json_pointer(["scope_aliases", alias]),
+            )
+    section = data["validate"]
+    validate = ValidateSettings(
+        ignore=frozenset(section.get("ignore", ())),
+        severity=dict(section.get("severity", {})),
+        exclude=tuple(section.get("exclude", ())),
+        baseline=root / section.get("baseline", BASELINE_FILE),
+    )
     defaults = {**DEFAULTS["defaults"], **data["defaults"]}
     root_cases = test_cases if test_cases is not None else root / data["test_cases"]
     return Config(
@@ -242,4 +327,10 @@ def _build(data: dict[str, t.Any], path: Path | None, cwd: Path, test_cases: Pat
         metrics=dict(data["metrics"]),
         global_paths=tuple(data["global_paths"]),
         defaults=JobDefaults(**defaults),
+        ignore_paths=tuple(data["ignore_paths"]),
+        scope_aliases=aliases,
+        validate=validate,
+        frozen_checkpoints=(
+            root / data["frozen_checkpoints"] if data["frozen_checkpoints"] else None
+        ),
     )

@@ -88,6 +88,9 @@ def first_error(name: str, instance: t.Any) -> tuple[str, str] | None:
         unknown = [k for k in err.instance if k not in props]
         if unknown:
             message = f"unknown key {unknown[0]!r}{did_you_mean(unknown[0], props)}"
+    elif err.validator == "enum" and isinstance(err.instance, str):
+        allowed = [v for v in t.cast("list[t.Any]", err.validator_value) if isinstance(v, str)]
+        message = f"unknown value {err.instance!r}{did_you_mean(err.instance, allowed)}"
     return message, json_pointer(err.absolute_path)
 
 
@@ -99,10 +102,13 @@ def schema_message(err: ValidationError) -> str:
     return err.message
 
 
-def did_you_mean(word: str, choices: t.Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest choice, or the list of choices."""
+def did_you_mean(word: str, choices: t.Iterable[str], *, listed: int = 40) -> str:
+    """`` (did you mean 'x'?)`` for the closest choice, else the list of choices (their number
+    when there are more than ``listed``)."""
     options = sorted(choices)
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if close:
         return f" (did you mean {close[0]!r}?)"
+    if len(options) > listed:
+        return f" ({len(options)} known, none close)"
     return f" (known: {', '.join(options)})" if options else ""

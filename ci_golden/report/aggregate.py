@@ -14,6 +14,7 @@ from ci_golden.compare.result import (
     RESULT_FILE,
     SEVERITY,
     CaseResult,
+    MetricResult,
     Verdict,
     failing_verdicts,
     parse_result,
@@ -90,7 +91,8 @@ class Report:
     ``sources`` are the result paths the report was built from (outside CI the ``ci-golden
     update`` command it suggests reads them; ``ci_run`` set, it fetches the run's results
     first); ``allow_drift`` says drift does not fail the pipeline; ``notes`` are said once, above
-    the jobs (e.g. results of jobs the plan did not list).
+    the jobs (e.g. results of jobs the plan did not list); ``html_url`` is where the HTML report
+    of the same results can be opened (the CI artifact), linked from the Markdown.
     """
 
     verdict: Verdict
@@ -100,6 +102,7 @@ class Report:
     allow_drift: bool = False
     ci_run: CiRun | None = None
     notes: tuple[str, ...] = ()
+    html_url: str | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -121,6 +124,7 @@ class Report:
             "allow_drift": self.allow_drift,
             "ci_run": self.ci_run.to_dict() if self.ci_run else None,
             "notes": list(self.notes),
+            "html_url": self.html_url,
             "results": [r.to_dict() for r in self.results],
         }
 
@@ -140,7 +144,18 @@ class Report:
             allow_drift=bool(d.get("allow_drift", False)),
             ci_run=CiRun.from_dict(d.get("ci_run"), name),
             notes=tuple(str(n) for n in d.get("notes") or ()),
+            html_url=d["html_url"] if isinstance(d.get("html_url"), str) else None,
         )
+
+
+def worst_metric(result: CaseResult) -> MetricResult | None:
+    """The metric that speaks for a job in a table row: the worst gated one (any one when none
+    is gated), the largest relative difference first among equals."""
+    order = ("fail", "missing", "drift", "pass", "no-golden", "error")
+    gated = [m for _, m in result.all_metrics() if m.gated] or [m for _, m in result.all_metrics()]
+    if not gated:
+        return None
+    return min(gated, key=lambda m: (order.index(m.verdict), -(m.max_rel_diff or 0.0)))
 
 
 def _sort_key(r: CaseResult) -> tuple[int, str, str, str]:
@@ -155,6 +170,7 @@ def build_report(
     allow_drift: bool = False,
     ci_run: CiRun | None = None,
     notes: t.Sequence[str] = (),
+    html_url: str | None = None,
 ) -> Report:
     """One report; the verdict is the most severe job verdict ("pass" only when every job
     passed).
@@ -170,25 +186,30 @@ def build_report(
         allow_drift,
         ci_run,
         tuple(notes),
+        html_url,
     )
 
 
-def _load_any(path: Path) -> list[CaseResult]:
+def _load_any(path: Path) -> list[tuple[CaseResult, Path | None]]:
 
     data = read_json(path)
     if isinstance(data, dict) and "results" in data and "case" not in data:
-        return list(Report.from_dict(data, str(path)).results)
-    return [parse_result(data, str(path))]
+        return [(r, None) for r in Report.from_dict(data, str(path)).results]
+    return [(parse_result(data, str(path)), path.parent)]
 
 
-def collect_results(paths: t.Sequence[Path], *, missing_ok: bool = False) -> list[CaseResult]:
-    """Results from files (result.json or a report JSON) and folders (every result.json below).
+def locate_results(
+    paths: t.Sequence[Path], *, missing_ok: bool = False
+) -> list[tuple[CaseResult, Path | None]]:
+    """Results from files (result.json or a report JSON) and folders (every result.json below),
+    each with the folder of its result.json (None for the results of a report JSON), where the
+    files the result names lie.
 
     A path that does not exist, or a folder without any result.json, is an :class:`InputError`:
     a report must never pass because it found nothing. ``missing_ok`` (the plan's job list is
     known, so each job without a result is reported as one) lets them yield nothing instead.
     """
-    out: list[CaseResult] = []
+    out: list[tuple[CaseResult, Path | None]] = []
     seen: set[Path] = set()
     for path in paths:
         if path.is_dir():
@@ -207,6 +228,11 @@ def collect_results(paths: t.Sequence[Path], *, missing_ok: bool = False) -> lis
                 seen.add(key)
                 out.extend(_load_any(f))
     return out
+
+
+def collect_results(paths: t.Sequence[Path], *, missing_ok: bool = False) -> list[CaseResult]:
+    """The results of :func:`locate_results`, without their folders."""
+    return [r for r, _ in locate_results(paths, missing_ok=missing_ok)]
 
 
 def run_url_from_env(environ: t.Mapping[str, str]) -> str | None:
@@ -308,15 +334,26 @@ def expect_jobs(
     return out, (note,)
 
 
-def gather_results(
-    paths: t.Sequence[Path], expect: Path | None
-) -> tuple[list[CaseResult], tuple[str, ...]]:
+@dataclass(frozen=True)
+class Gathered:
+    """What a report is made of: the results, its notes, and the folder of each job's
+    result.json by job id (for the files the HTML report reads)."""
+
+    results: list[CaseResult]
+    notes: tuple[str, ...]
+    folders: dict[str, Path]
+
+
+def gather_results(paths: t.Sequence[Path], expect: Path | None) -> Gathered:
     """The results below ``paths``, and with ``expect`` (a matrix file) an ``error`` entry for
     each planned job without one (see :func:`expect_jobs`); and the report's notes."""
+    located = locate_results(paths, missing_ok=expect is not None)
+    results = [r for r, _ in located]
+    folders = {r.job_id: folder for r, folder in located if folder is not None}
     if expect is None:
-        return collect_results(paths), ()
-    expected = load_expected(expect)
-    return expect_jobs(collect_results(paths, missing_ok=True), expected, str(expect))
+        return Gathered(results, (), folders)
+    results, notes = expect_jobs(results, load_expected(expect), str(expect))
+    return Gathered(results, notes, folders)
 
 
 def check_out_path(path: Path) -> None:

@@ -16,10 +16,16 @@ import xml.etree.ElementTree as ET
 from urllib.parse import quote
 
 import numpy as np
+import numpy.typing as npt
 
 from ci_golden.compare.result import CaseResult, MetricResult, Verdict, dumps_json, failing_verdicts
 from ci_golden.errors import UsageError
-from ci_golden.report.aggregate import Report
+from ci_golden.project.markdown import CONTROL_CHARS, escape_md
+from ci_golden.report.aggregate import Report, worst_metric
+from ci_golden.report.html import render_html
+
+if t.TYPE_CHECKING:
+    from ci_golden.report.curves import JobCurves
 
 MARKER = "<!-- ci-golden:verdict={verdict} -->"
 MIN_CHARS = 1000
@@ -30,24 +36,9 @@ DETAIL_VERDICTS = frozenset({"fail", "drift", "missing", "error"})
 REFRESH_VERDICTS = frozenset({"fail", "drift", "missing", "no-golden"})
 ICONS: dict[str, str] = {
     "pass": "✅", "drift": "⚠️", "fail": "❌", "missing": "❓", "no-golden": "🆕", "error": "💥",
+    "skipped": "⏭️",
 }  # fmt: skip
-_ENTITIES = {
-    "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "`": "&#96;",
-    "|": "&#124;", "\\": "&#92;", "*": "&#42;", "[": "&#91;", "]": "&#93;", "~": "&#126;",
-    "#": "&#35;", "!": "&#33;", "$": "&#36;", "{": "&#123;", "}": "&#125;",
-}  # fmt: skip
-_SPECIALS = re.compile(r"[&<>\"'`|\\*\[\]~#!${}]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
-CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
-_ZWSP = "\u200b"
 _XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def escape_md(text: object) -> str:
-    """Inert inline text for Markdown and HTML: entities for the special characters, control
-    characters and newlines as spaces, and a zero-width space after every ``@``."""
-    s = CONTROL_CHARS.sub(" ", str(text))
-    s = _SPECIALS.sub(lambda m: _ENTITIES.get(m.group(), "&#95;"), s)
-    return s.replace("@", "@" + _ZWSP)
 
 
 def fmt_num(value: float | None) -> str:
@@ -58,14 +49,6 @@ def fmt_num(value: float | None) -> str:
 
 def fmt_rel(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.3g}%"
-
-
-def _worst_metric(result: CaseResult) -> MetricResult | None:
-    order = ("fail", "missing", "drift", "pass", "no-golden", "error")
-    gated = [m for _, m in result.all_metrics() if m.gated] or [m for _, m in result.all_metrics()]
-    if not gated:
-        return None
-    return min(gated, key=lambda m: (order.index(m.verdict), -(m.max_rel_diff or 0.0)))
 
 
 # --- Markdown ------------------------------------------------------------------------------
@@ -81,7 +64,7 @@ def _verdict(v: Verdict) -> str:
 
 
 def _row(r: CaseResult) -> str:
-    m = _worst_metric(r)
+    m = worst_metric(r)
     cells = [
         escape_md(r.case), escape_md(r.environment), escape_md(r.platform), _verdict(r.verdict),
         escape_md(m.name) if m else "—", fmt_rel(m.max_rel_diff) if m else "—",
@@ -98,53 +81,81 @@ def _mermaid_title(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9 _.:/()+-]", "_", text)[:80]
 
 
+MERMAID_POINTS = 100
+# golden and actual: blue and vermilion (Okabe-Ito), told apart in colour and in lightness
+MERMAID_COLORS = ("#0072B2", "#D55E00")
+MERMAID_LEGEND = "golden (blue) vs actual (orange)"
+_MERMAID_CONFIG = (
+    "---\nconfig:\n  xyChart:\n    showLegend: true\n  themeVariables:\n    xyChart:\n"
+    f'      plotColorPalette: "{", ".join(MERMAID_COLORS)}"\n---'
+)
+
+
+def _floats(values: t.Sequence[float | None]) -> npt.NDArray[np.float64]:
+    out = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
 def mermaid_chart(
     title: str,
     steps: t.Sequence[int],
     golden: t.Sequence[float | None],
     actual: t.Sequence[float | None],
 ) -> str | None:
-    """An ``xychart-beta`` of golden (first line) and actual (second) at the steps where both
-    have values; at most 100 points; the y range is that of the data. None below two points."""
-    xs: list[int] = []
-    gs: list[float] = []
-    acts: list[float] = []
-    for s, g, a in zip(steps, golden, actual, strict=False):
-        if (
-            g is not None
-            and a is not None
-            and math.isfinite(g)
-            and math.isfinite(a)
-            and len(xs) < 100
-        ):
-            xs.append(int(s))
-            gs.append(float(g))
-            acts.append(float(a))
-    if len(xs) < 2:
+    """An ``xychart-beta`` of golden and actual: two titled lines in distinct colours (a legend
+    where the forge's Mermaid draws one) over a numeric step axis, which Mermaid labels with a
+    few round steps rather than one label per point.
+
+    Mermaid spreads a line's points evenly over that axis, so both series are read (linear
+    interpolation over each one's finite values) at evenly spaced steps from the first to the
+    last step where both have values: every multiple of the steps' common spacing, which puts
+    each point where it belongs (steps 1, 5, 10, ... give 1, 2, 3, ...), or 100 steps when that
+    would be more than 100 points. The y range is that of the data. None below two points.
+    """
+    s = np.asarray(steps, dtype=np.int64)
+    g, a = _floats(golden)[: len(s)], _floats(actual)[: len(s)]
+    both = np.flatnonzero(np.isfinite(g) & np.isfinite(a))
+    if len(both) < 2:
         return None
-    lo, hi = min(*gs, *acts), max(*gs, *acts)
+    first, last = int(s[both[0]]), int(s[both[-1]])
+    spacing = int(np.gcd.reduce(np.diff(s[both])))
+    if (last - first) // spacing < MERMAID_POINTS:
+        grid = np.arange(first, last + 1, spacing, dtype=np.float64)
+    else:
+        grid = np.linspace(first, last, min(len(both), MERMAID_POINTS))
+    lines = [np.interp(grid, s[np.isfinite(v)], v[np.isfinite(v)]) for v in (g, a)]
+    lo, hi = min(v.min() for v in lines), max(v.max() for v in lines)
     pad = (hi - lo) * 0.05 or abs(hi) * 0.01 or 1.0
     return "\n".join(
         [
+            _MERMAID_CONFIG,
             "xychart-beta",
             f'    title "{_mermaid_title(title)}"',
-            '    x-axis "step" [' + ", ".join(map(str, xs)) + "]",
+            f'    x-axis "step" {first} --> {last}',
             f'    y-axis "value" {_mermaid_num(lo - pad)} --> {_mermaid_num(hi + pad)}',
-            "    line [" + ", ".join(map(_mermaid_num, gs)) + "]",
-            "    line [" + ", ".join(map(_mermaid_num, acts)) + "]",
+            *(
+                f'    line "{name}" [' + ", ".join(map(_mermaid_num, v)) + "]"
+                for name, v in zip(("golden", "actual"), lines, strict=True)
+            ),
         ]
     )
 
 
 def _metric_row(label: str, m: MetricResult) -> str:
     name = f"{label}: {m.name}" if label else m.name
+    first = str(m.first_failing_step) if m.first_failing_step is not None else "—"
+    failed = str(m.n_failed)
+    if m.verdict == "drift":  # nothing failed the tolerance: say what differs, and where first
+        failed += f" ({m.n_differ} differ exactly)" if m.n_differ is not None else ""
+        first += " (first difference)" if m.first_failing_step is not None else ""
     cells = [
         escape_md(name) + ("" if m.gated else " (info)"),
         _verdict(m.verdict),
         escape_md(m.policy.describe()),
         str(m.n_compared),
-        str(m.n_failed),
-        str(m.first_failing_step) if m.first_failing_step is not None else "—",
+        failed,
+        first,
         fmt_num(m.max_abs_diff),
         fmt_rel(m.max_rel_diff),
         escape_md(m.message or ""),
@@ -185,7 +196,7 @@ def details_block(r: CaseResult) -> str:
             if chart:
                 charts.append(
                     f"{escape_md(m.name)}{' (' + label + ')' if label else ''}: "
-                    "golden (first line) vs actual (second line)\n\n"
+                    f"{MERMAID_LEGEND}\n\n"
                     f"```mermaid\n{chart}\n```\n\n"
                 )
     out.extend(charts)
@@ -241,8 +252,8 @@ def _update_section(report: Report) -> str:
     )
 
 
-def _link(url: str) -> str:
-    return f"[CI run]({quote(url, safe=':/?&=#%~+,;@')})"
+def _link(url: str, text: str = "CI run") -> str:
+    return f"[{text}]({quote(url, safe=':/?&=#%~+,;@')})"
 
 
 def render_markdown(report: Report, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
@@ -263,9 +274,13 @@ def render_markdown(report: Report, *, max_chars: int = DEFAULT_MAX_CHARS) -> st
         head += " (drift allowed)"
     if report.run_url:
         head += f" · {_link(report.run_url)}"
+    if report.html_url:
+        head += f" · {_link(report.html_url, 'HTML report with every curve')}"
     head += "\n\n" + "".join(f"> {escape_md(note)}\n\n" for note in report.notes) + TABLE_HEAD
     rows = [_row(r) for r in report.results]
-    detail = [details_block(r) for r in report.results if r.verdict in DETAIL_VERDICTS]
+    detail = [
+        details_block(r) for r in report.results if r.verdict in DETAIL_VERDICTS | {"skipped"}
+    ]
     update = _update_section(report)
     note_room = 400
     budget = max_chars - len(head) - note_room
@@ -336,7 +351,7 @@ def _xml(text: object) -> str:
 def render_junit(report: Report) -> str:
     """JUnit XML: one testsuite per job, one testcase per gated metric (or one ``run`` case
     for a job without metrics). fail/missing are failures, error an error, drift a failure
-    unless drift is allowed, no-golden skipped."""
+    unless drift is allowed, no-golden and skipped skipped."""
     root = ET.Element("testsuites", name="ci-golden")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for r in report.results:
@@ -346,7 +361,7 @@ def render_junit(report: Report) -> str:
             for label, m in r.all_metrics()
             if m.gated
         ]
-        if not cases or r.verdict in ("error", "no-golden"):
+        if not cases or r.verdict in ("error", "no-golden", "skipped"):
             cases = [("run", r.verdict, r.message or r.verdict)] + (
                 cases if r.verdict == "error" else []
             )
@@ -367,7 +382,7 @@ def render_junit(report: Report) -> str:
             elif verdict in failing_verdicts(allow_drift=report.allow_drift):
                 ET.SubElement(tc, "failure", message=text, type=verdict).text = text
                 counts["failures"] += 1
-            elif verdict == "no-golden":
+            elif verdict in ("no-golden", "skipped"):
                 ET.SubElement(tc, "skipped", message=text)
                 counts["skipped"] += 1
             elif verdict == "drift":
@@ -398,15 +413,15 @@ def render_annotations(report: Report) -> str:
             continue
         level = (
             "notice"
-            if r.verdict == "no-golden"
+            if r.verdict in ("no-golden", "skipped")
             else "warning"
             if r.verdict == "drift" and report.allow_drift
             else "error"
         )
-        m = _worst_metric(r)
+        m = worst_metric(r)
         what = (
             r.message
-            if r.verdict in ("error", "no-golden") or m is None
+            if r.verdict in ("error", "no-golden", "skipped") or m is None
             else f"{m.name}: {m.message}"
         )
         props = f"title={_gh_prop(f'ci-golden {r.verdict}')}"
@@ -442,11 +457,21 @@ RENDERERS_BY_NAME: dict[str, t.Callable[..., str]] = {
     "junit": render_junit,
     "json": render_json,
     "github-summary": render_markdown,
+    "html": render_html,
 }
 
 
-def render_report(report: Report, fmt: str, *, max_chars: int | None = None) -> str:
-    """The report in ``fmt``; ``max_chars`` (default :data:`DEFAULT_MAX_CHARS`) caps Markdown."""
+def render_report(
+    report: Report,
+    fmt: str,
+    *,
+    max_chars: int | None = None,
+    curves: t.Mapping[str, JobCurves] | None = None,
+) -> str:
+    """The report in ``fmt``; ``max_chars`` (default :data:`DEFAULT_MAX_CHARS`) caps Markdown;
+    ``curves`` (job id to charts, :func:`ci_golden.report.curves.load_curves`) feed HTML."""
     if fmt == "markdown":
         return render_markdown(report, max_chars=max_chars or DEFAULT_MAX_CHARS)
+    if fmt == "html":
+        return render_html(report, curves=curves)
     return RENDERERS_BY_NAME[fmt](report)

@@ -1,12 +1,16 @@
 """Collect: a run's metrics (TensorBoard events, JSONL logs, Megatron-LM stdout) as golden values.
 
-Every reader returns ``{metric: {step: value}}``; :func:`sample` turns that into golden blocks
-the way Megatron-LM's ``get_test_results_from_tensorboard_logs.py`` does: steps ``1..train_iters``
-keeping the start step and every multiple of the interval, a step with no value written ``"nan"``.
+Every reader returns ``{metric: {step: value}}``. TensorBoard values are rounded to 5 decimals,
+as Megatron-LM's ``get_test_results_from_tensorboard_logs.py`` rounds what it reads (TensorBoard
+holds float32, so 10.148325920 becomes 10.14833). The values are then put on a step grid: the
+golden's own steps for the metrics it has (:func:`on_golden_grid`), else Megatron-LM's grid,
+``1 <= step <= train_iters`` keeping step 1 and the multiples of the step size
+(:func:`megatron_grid`). A step the run did not log is left out, never written as ``"nan"``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -14,44 +18,61 @@ import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci_golden.errors import InputError
-from ci_golden.goldens.model import MAX_STEP, GoldenValues, MetricSeries
+from ci_golden.errors import InputError, RunnerError
+from ci_golden.goldens.model import (
+    MAX_STEP,
+    GoldenFormatError,
+    GoldenValues,
+    MetricSeries,
+    StepScale,
+    load_golden,
+)
 from ci_golden.project.files import open_regular
-from ci_golden.run.tfevents import EVENT_GLOB, merge_first, read_event_file, read_event_folder
+from ci_golden.run.tfevents import EVENT_GLOB, event_files, merge_first, read_event_file
 
 SourceFormat = t.Literal["auto", "tensorboard", "jsonl", "log"]
+ActualFormat = t.Literal["auto", "golden", "tensorboard", "jsonl", "log"]
 Series = dict[str, dict[int, float]]
 
 # What Megatron-LM keeps in a golden file (get_test_results_from_tensorboard_logs.py).
 DEFAULT_METRICS = (
-    "lm loss",
-    "num-zeros",
     "iteration-time",
     "mem-allocated-bytes",
     "mem-max-allocated-bytes",
+    "lm loss",
+    "num-zeros",
     "mtp_1 loss",
+    "mtp_2 loss",
+    "total loss",
 )
+TENSORBOARD_DECIMALS = 5
 
 # Megatron-LM training_log fields -> the TensorBoard tag of the same quantity, and the factor
 # to its unit (negative: divide, so that 1400 ms gives exactly 1.4 s).
 LOG_FIELDS: dict[str, tuple[str, float]] = {
     "elapsed time per iteration (ms)": ("iteration-time", -1000.0),
+    "throughput per GPU (TFLOP/s/GPU)": ("throughput", 1.0),
     "learning rate": ("learning-rate", 1.0),
     "global batch size": ("batch-size", 1.0),
     "loss scale": ("loss-scale", 1.0),
     "grad norm": ("grad-norm", 1.0),
     "num zeros": ("num-zeros", 1.0),
     "params norm": ("params-norm", 1.0),
-    "mem-allocated-bytes-avg(MB)": ("mem-allocated-bytes", 1024.0 * 1024.0),
-    "mem-max-allocated-bytes-avg(MB)": ("mem-max-allocated-bytes", 1024.0 * 1024.0),
 }
+# report_memory's line, in MB -> the TensorBoard tag in bytes
+MEMORY_FIELDS = {
+    "allocated": "mem-allocated-bytes",
+    "max allocated": "mem-max-allocated-bytes",
+    "reserved": "mem-reserved-bytes",
+    "max reserved": "mem-max-reserved-bytes",
+}
+MEGABYTE = 1024.0 * 1024.0
 _ITERATION = re.compile(r"\biteration\s+([0-9]+)\s*/\s*([0-9]+)\s*\|")
+_MEMORY = re.compile(r"\(after ([0-9]+) iterations\) memory \(MB\)\s*\|")
 _STEP_KEYS = ("step", "iteration")
-# Limits that keep the work on any input bounded: a line is read up to MAX_LINE_BYTES (a 400 MB
-# line without a newline is refused after reading 4 MiB), and a golden gets at most
-# MAX_SAMPLED_STEPS steps per metric whatever the step numbers.
+# A line is read up to this many bytes, so that any input costs bounded memory: a 400 MB line
+# without a newline is refused after 4 MiB.
 MAX_LINE_BYTES = 4 * 1024 * 1024
-MAX_SAMPLED_STEPS = 200_000
 
 
 @dataclass(frozen=True)
@@ -69,6 +90,17 @@ def _number(text: str) -> float | None:
     except ValueError:
         return None
     return value
+
+
+def _fields(text: str) -> t.Iterator[tuple[str, float]]:
+    """The numeric ``name: value`` fields of a ``|``-separated line part."""
+    for part in text.split("|"):
+        key, sep, raw = part.partition(":")
+        key = key.strip()
+        if sep and key:
+            value = _number(raw.strip())
+            if value is not None:
+                yield key, value
 
 
 def _lines(path: Path) -> t.Iterator[tuple[int, bytes]]:
@@ -101,32 +133,34 @@ def _step(text: str, path: Path, number: int) -> int:
 
 
 def read_megatron_log(path: Path) -> Collected:
-    """Parse Megatron-LM ``training_log`` lines:
-    `` iteration   10/  100 | lm loss: 1.03E+01 | ...``.
+    """Parse Megatron-LM's stdout: ``training_log`` lines (`` iteration   10/  100 | lm loss:
+    1.03E+01 | ...``) and ``report_memory`` lines (``[Rank 0] (after 10 iterations) memory (MB) |
+    allocated: 554.55 | max allocated: ...``).
 
     Fields are ``name: value`` pairs between ``|``; ``nan``/``inf`` values are kept as non-finite,
     fields that are not numbers (or absent on a step, as Megatron omits a NaN loss) are simply
-    not there for that step. Known fields get their TensorBoard names and units (``LOG_FIELDS``).
-    Any prefix (timestamp, ``[default0]:``, a launcher's tag) before ``iteration`` is ignored.
+    not there for that step. Known fields get their TensorBoard names and units (``LOG_FIELDS``,
+    ``MEMORY_FIELDS``). Any prefix (timestamp, ``[default0]:``) is ignored.
+    Megatron-LM prints averages since the previous line, and does not reset them after the first
+    iteration: with ``--log-interval 1`` the second line's losses are a two-step mean.
     """
     series: Series = {}
     train_iters: int | None = None
-    for number, raw_line in _lines(path):
-        line = raw_line.decode("utf-8", errors="replace")
+    for number, raw in _lines(path):
+        line = raw.decode("utf-8", errors="replace")
         m = _ITERATION.search(line)
-        if m is None:
+        if m is not None:
+            step, train_iters = _step(m.group(1), path, number), _step(m.group(2), path, number)
+            for key, value in _fields(line[m.end() :]):
+                name, scale = LOG_FIELDS.get(key, (key, 1.0))
+                series.setdefault(name, {})[step] = value / -scale if scale < 0 else value * scale
             continue
-        step, train_iters = _step(m.group(1), path, number), _step(m.group(2), path, number)
-        for part in line[m.end() :].split("|"):
-            key, sep, raw = part.partition(":")
-            key = key.strip()
-            if not sep or not key:
-                continue
-            value = _number(raw.strip())
-            if value is None:
-                continue
-            name, scale = LOG_FIELDS.get(key, (key, 1.0))
-            series.setdefault(name, {})[step] = value / -scale if scale < 0 else value * scale
+        m = _MEMORY.search(line)
+        if m is not None:
+            step = _step(m.group(1), path, number)
+            for key, value in _fields(line[m.end() :]):
+                if key in MEMORY_FIELDS:
+                    series.setdefault(MEMORY_FIELDS[key], {})[step] = value * MEGABYTE
     return Collected(series, train_iters)
 
 
@@ -206,17 +240,44 @@ def detect_format(source: Path) -> SourceFormat:
     return "log"
 
 
-def read_source(source: Path, fmt: SourceFormat = "auto") -> Collected:
+def round_like_megatron(series: Series) -> Series:
+    """TensorBoard values as Megatron-LM's extraction reads them: ``round(value, 5)``."""
+    return {
+        tag: {k: round(v, TENSORBOARD_DECIMALS) if math.isfinite(v) else v for k, v in s.items()}
+        for tag, s in series.items()
+    }
+
+
+def read_tensorboard(source: Path, *, merge_all: bool = True) -> Collected:
+    """An event file, or a folder's event files (not its sub-folders) in name order, rounded.
+
+    ``merge_all``: every file, the first (oldest) value of a repeated step winning, as Megatron-LM
+    reads a convergence test; else only the oldest file that holds scalars, as it reads a normal
+    test (``--is-normal-test``). A folder with no event file is an :class:`InputError`.
+    """
+    files = event_files(source) if source.is_dir() else [source]  # a FIFO is refused, not globbed
+    if not files:
+        raise InputError(str(source), f"no {EVENT_GLOB} file in this folder")
+    series: Series = {}
+    notes: list[str] = []
+    for path in files:
+        part = read_event_file(path)
+        notes.extend(part.notes)
+        if not part.scalars:
+            continue
+        merge_first(series, part.scalars)
+        if not merge_all:
+            break
+    return Collected(round_like_megatron(series), None, tuple(notes))
+
+
+def read_source(source: Path, fmt: SourceFormat = "auto", *, merge_all: bool = True) -> Collected:
     """Read one source: an event-file folder or file, a JSONL file or a log file."""
     if not source.exists():
         raise InputError(str(source), "not found")
     kind = detect_format(source) if fmt == "auto" else fmt
     if kind == "tensorboard":
-        if source.is_dir():
-            series, notes = read_event_folder(source)
-            return Collected(series, None, tuple(notes))
-        part = read_event_file(source)
-        return Collected(part.scalars, None, tuple(part.notes))
+        return read_tensorboard(source, merge_all=merge_all)
     if source.is_dir():
         raise InputError(str(source), f"is a folder; a {kind} source must be a file")
     return read_jsonl(source) if kind == "jsonl" else read_megatron_log(source)
@@ -234,64 +295,75 @@ def merge(parts: t.Sequence[Collected]) -> Collected:
     return Collected(series, train_iters, tuple(notes))
 
 
-def sampled_steps(start_step: int, step_interval: int, end_step: int) -> list[int]:
-    """Megatron-LM's sampling: the start step, then every multiple of the interval up to the end."""
-    if end_step < start_step:
-        return []
-    return [start_step, *_multiples(start_step, step_interval, end_step)]
+def sampled_steps(step_size: int, steps: t.Iterable[int], train_iters: int | None) -> list[int]:
+    """Megatron-LM's grid over logged ``steps``: ``1 <= step <= train_iters``, keeping step 1 and
+    the multiples of ``step_size``."""
+    size = max(step_size, 1)
+    last = train_iters if train_iters is not None else math.inf
+    return sorted(k for k in steps if 1 <= k <= last and (k == 1 or k % size == 0))
 
 
-def _multiples(start_step: int, step_interval: int, end_step: int) -> range:
-    """The multiples of the interval after the start, up to the end: a range, whose length
-    costs nothing whatever the step numbers."""
-    interval = max(step_interval, 1)
-    return range((start_step // interval + 1) * interval, end_step + 1, interval)
+def grid_interval(steps: t.Sequence[int], step_size: int) -> int:
+    """A block's ``step_interval``: the gcd of the gaps between kept steps (step 1 aside), or the
+    step size when fewer than two are left."""
+    rest = [k for k in steps if k != 1]
+    if len(rest) < 2:
+        return max(step_size, 1)
+    return math.gcd(*(b - a for a, b in itertools.pairwise(rest)))
 
 
-def sample(
+def _block(name: str, values: t.Mapping[int, float], steps: t.Sequence[int], interval: int,
+           start: int | None = None, end: int | None = None) -> MetricSeries:  # fmt: skip
+    return MetricSeries.from_mapping(
+        name, {k: values[k] for k in steps}, start_step=start, end_step=end, step_interval=interval
+    )
+
+
+def megatron_grid(
     series: Series,
     *,
     metrics: t.Collection[str] | None = None,
-    start_step: int = 1,
-    step_interval: int = 1,
+    step_size: int = 1,
     train_iters: int | None = None,
-    intervals: t.Mapping[str, tuple[int, int]] | None = None,
-    source: str = "the collected metrics",
 ) -> GoldenValues:
-    """Golden values from raw series, sampled like Megatron-LM.
-
-    ``train_iters`` is the last step (default: the last step any metric logged); steps with no
-    value are written ``"nan"``. ``intervals`` overrides ``(start_step, step_interval)`` per metric,
-    so a run's values can be sampled like the golden they are compared with. ``metrics`` keeps
-    only those names (default: all), in the order the sources logged them. The work is
-    proportional to the steps logged and sampled, never to the step numbers: a grid of more than
-    :data:`MAX_SAMPLED_STEPS` steps is an :class:`InputError` naming ``source``.
-    """
-    last = train_iters
-    if last is None:
-        last = max((max(v) for v in series.values() if v), default=start_step)
+    """Golden values as Megatron-LM's extraction writes them: each metric (of ``metrics``, default
+    all) on :func:`sampled_steps`, a metric with no step on the grid left out, in the order the
+    sources logged them."""
     out: dict[str, MetricSeries] = {}
     for name, values in series.items():
         if metrics is not None and name not in metrics:
             continue
-        first, interval = (intervals or {}).get(name, (start_step, step_interval))
-        if last < first:
+        steps = sampled_steps(step_size, values, train_iters)
+        if steps:
+            out[name] = _block(name, values, steps, grid_interval(steps, step_size))
+    return GoldenValues(layout="current", metrics=out)
+
+
+def on_golden_grid(
+    series: Series,
+    golden: GoldenValues | None,
+    *,
+    metrics: t.Collection[str] | None = None,
+    step_size: int = 1,
+    train_iters: int | None = None,
+) -> GoldenValues:
+    """A run's values on the golden's steps for the metrics the golden has (its block's
+    start/end/interval kept, steps the run did not log left out), on :func:`megatron_grid` for
+    the others. ``metrics`` keeps only those names (the golden's are always kept)."""
+    grids = {}
+    if golden is not None and golden.layout != "inference":
+        grids = golden.metrics
+    wanted = None if metrics is None else {*metrics, *grids}
+    rest = megatron_grid(series, metrics=wanted, step_size=step_size, train_iters=train_iters)
+    out: dict[str, MetricSeries] = {}
+    for name, values in series.items():
+        g = grids.get(name)
+        if g is None:
+            if name in rest.metrics:
+                out[name] = rest.metrics[name]
             continue
-        multiples = _multiples(first, interval, last)
-        if len(multiples) >= MAX_SAMPLED_STEPS:
-            raise InputError(
-                source,
-                f"metric {name!r}: sampling steps {first} to {last} every {max(interval, 1)} "
-                f"gives {len(multiples) + 1:,} steps, over the limit of {MAX_SAMPLED_STEPS:,}; "
-                "set the last step (--train-iters) or a larger step interval",
-            )
-        get = values.get
-        by_step: dict[int, float | None] = {first: get(first)}
-        for k in multiples:
-            by_step[k] = get(k)
-        out[name] = MetricSeries.from_mapping(
-            name, by_step, step_interval=max(interval, 1), value_precision="full"
-        )
+        steps = [int(k) for k in g.steps if int(k) in values]
+        out[name] = _block(name, values, steps, g.step_interval, g.start_step, g.end_step)
     return GoldenValues(layout="current", metrics=out)
 
 
@@ -300,44 +372,74 @@ def collect(
     *,
     fmt: SourceFormat = "auto",
     metrics: t.Collection[str] | None = None,
-    start_step: int = 1,
-    step_interval: int = 1,
+    step_size: int = 1,
     train_iters: int | None = None,
+    golden: GoldenValues | None = None,
 ) -> tuple[GoldenValues, tuple[str, ...]]:
-    """Read and merge ``sources``, then :func:`sample`; returns the values and reader notes.
-
-    With no ``train_iters``, a Megatron log's ``iteration N/TOTAL`` gives it.
-    """
-    names = ", ".join(map(str, sources))
+    """Read and merge ``sources``, then put them on ``golden``'s grid (:func:`on_golden_grid`);
+    returns the values and reader notes. With no ``train_iters``, a Megatron log's
+    ``iteration N/TOTAL`` gives it."""
     merged = merge([read_source(s, fmt) for s in sources])
+    where = ", ".join(map(str, sources))
     if not merged.series:
-        raise InputError(names, "no metric values found")
-    if metrics is not None and not set(metrics) & set(merged.series):
+        raise InputError(where, "no metric values found")
+    values = on_golden_grid(
+        merged.series, golden, metrics=metrics, step_size=step_size,
+        train_iters=train_iters or merged.train_iters,
+    )  # fmt: skip
+    if not values.metrics:
+        wanted = sorted(metrics) if metrics is not None else "any metric"
         raise InputError(
-            names,
-            f"none of the metrics {sorted(metrics)} was logged "
+            where,
+            f"none of the metrics {wanted} was logged on the step grid "
             f"(found: {', '.join(sorted(merged.series))})",
         )
-    golden = sample(
-        merged.series,
-        metrics=metrics,
-        start_step=start_step,
-        step_interval=step_interval,
-        train_iters=train_iters or merged.train_iters,
-        source=names,
-    )
-    if not golden.metrics:
-        raise InputError(names, f"every step logged is before the start step {start_step}")
-    return golden, merged.notes
+    return values, merged.notes
 
 
-def run_metrics(phase_dir: Path, tensorboard_dir: Path, log_path: Path) -> Collected:
-    """A run's metrics from the best source it left: events, else metrics.jsonl, else its stdout."""
-    if tensorboard_dir.is_dir() and any(tensorboard_dir.glob(EVENT_GLOB)):
-        return read_source(tensorboard_dir, "tensorboard")
+def run_metrics(
+    phase_dir: Path, tensorboard_dir: Path, log_path: Path, *, merge_all: bool = False
+) -> Collected:
+    """A phase's metrics from the best source it left: its TensorBoard events, else its
+    ``metrics.jsonl`` (also when no TensorBoard reader is installed), else its stdout."""
     jsonl = phase_dir / "metrics.jsonl"
-    if jsonl.is_file() and jsonl.stat().st_size:
+    has_jsonl = jsonl.is_file() and jsonl.stat().st_size > 0
+    if tensorboard_dir.is_dir() and any(tensorboard_dir.glob(EVENT_GLOB)):
+        try:
+            return read_tensorboard(tensorboard_dir, merge_all=merge_all)
+        except RunnerError:
+            if not has_jsonl:
+                raise
+    if has_jsonl:
         return read_jsonl(jsonl)
     if log_path.is_file():
         return read_megatron_log(log_path)
     return Collected({})
+
+
+JSONL_HINT = (
+    "; one JSON object per line is JSON Lines: name the file .jsonl or pass --actual-format jsonl"
+)
+
+
+def load_actual(
+    path: Path,
+    golden: GoldenValues | None,
+    fmt: ActualFormat = "auto",
+    *,
+    log_interval: StepScale = 1,
+) -> tuple[GoldenValues, tuple[str, ...]]:
+    """A run's values from what it left behind: golden-format JSON (``.json``), an event folder
+    or file, a JSONL file or a training log; all but JSON are put on ``golden``'s grid.
+    Returns the values and reader notes."""
+    kind = fmt
+    if kind == "auto":
+        kind = "golden" if path.suffix == ".json" and path.is_file() else detect_format(path)
+    if kind != "golden":
+        return collect([path], fmt=kind, golden=golden)
+    try:
+        return load_golden(path, log_interval=log_interval), ()
+    except GoldenFormatError as e:
+        if e.code == "CG102" and "Extra data" in e.detail:
+            raise GoldenFormatError(e.code, e.path, e.detail + JSONL_HINT, e.where) from e
+        raise

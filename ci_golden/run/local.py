@@ -16,7 +16,8 @@ from ci_golden.plan.select import job_id
 from ci_golden.project.files import atomic_write_text
 from ci_golden.report.aggregate import build_report
 from ci_golden.report.render import render_json, render_junit, render_markdown
-from ci_golden.run.execute import execute, make_out, spec_for
+from ci_golden.run.execute import make_out, spec_for
+from ci_golden.run.executor import RunOptions, executor_for
 from ci_golden.run.runner import Sink
 from ci_golden.run.spec import JobSpec
 from ci_golden.validate.engine import validate
@@ -101,7 +102,8 @@ def run_local(
     make_out(out)
     results = []
     for spec in specs:
-        result = execute(spec, suite.config, check_gpu=check_gpu, sink=sink)
+        executor = executor_for(spec, suite.config, notify=sink)
+        result = executor.run(spec, suite.config, RunOptions(check_gpu=check_gpu), sink)
         results.append(result)
         if on_job is not None:
             on_job(spec, result)

@@ -164,9 +164,16 @@ def stop_group(pgid: int, grace: float) -> None:
 
 
 def _pump(
-    stream: t.IO[bytes], log: t.IO[bytes], prefix: str, sink: Sink | None, failed: list[OSError]
+    stream: t.IO[bytes],
+    log: t.IO[bytes],
+    prefix: str,
+    sink: Sink | None,
+    redact: t.Callable[[str], str] | None,
+    failed: list[OSError],
 ) -> None:
     for raw in iter(stream.readline, b""):
+        if redact is not None:  # bytes that are not UTF-8 pass through unchanged
+            raw = redact(raw.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
         if not failed:
             try:
                 log.write(raw)  # unbuffered: a full disk fails here, not at close
@@ -186,11 +193,13 @@ def run_process(
     timeout: float | None = None,
     grace: float = 10.0,
     sink: Sink | None = None,
+    redact: t.Callable[[str], str] | None = None,
 ) -> ProcessResult:
     """Run one command to its end, its timeout, or a KeyboardInterrupt (re-raised after cleanup).
 
-    stdout and stderr go, merged, to ``log_path`` and line by line to ``sink`` with ``prefix``.
-    A log that cannot be written (a full disk) is an :class:`InputError` once the process ended.
+    stdout and stderr go, merged, to ``log_path`` and line by line to ``sink`` with ``prefix``,
+    each line through ``redact`` first. A log that cannot be written (a full disk) is an
+    :class:`InputError` once the process ended.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start, t0 = now(), time.monotonic()
@@ -206,7 +215,7 @@ def run_process(
             raise RunnerError(f"cannot start {argv[0]}: {e.strerror or e}") from e
         assert proc.stdout is not None
         pump = threading.Thread(
-            target=_pump, args=(proc.stdout, log, prefix, sink, failed), daemon=True
+            target=_pump, args=(proc.stdout, log, prefix, sink, redact, failed), daemon=True
         )
         pump.start()
         try:

@@ -7,7 +7,8 @@ flipped bit never becomes a wrong value. A file cut short (a run killed mid-writ
 the last complete record, and the cut is reported; so is a damaged record header, since nothing
 after it can be framed. The file is mapped, not read, so memory stays bounded by the largest
 record decoded. Decoding uses tensorboard's compiled ``event_pb2`` (the optional ``tensorboard``
-extra), which is far faster than TensorBoard's ``EventAccumulator`` with its pure-Python reader.
+extra, or tensorboardX's copy of it), which is far faster than TensorBoard's
+``EventAccumulator`` with its pure-Python reader.
 """
 
 from __future__ import annotations
@@ -53,10 +54,14 @@ def masked_crc32c(data: bytes) -> int:
 
 
 def _event_class() -> t.Any:
+    """The compiled ``Event`` message: tensorboard's, else tensorboardX's (the same proto)."""
     try:
         from tensorboard.compat.proto import event_pb2
     except ImportError as e:
-        raise RunnerError(MISSING_EXTRA) from e
+        try:
+            from tensorboardX.proto import event_pb2
+        except ImportError:
+            raise RunnerError(MISSING_EXTRA) from e
     return event_pb2.Event
 
 

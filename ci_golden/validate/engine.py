@@ -29,11 +29,13 @@ from ci_golden.goldens.discover import (
     unreferenced_goldens,
 )
 from ci_golden.goldens.model import GoldenFormatError, detect_layout, read_json
+from ci_golden.goldens.nondeterminism import nondeterminism_ignored
+from ci_golden.goldens.testkind import read_kind
 from ci_golden.project.config import Config
 from ci_golden.project.schema import did_you_mean, json_pointer
 from ci_golden.project.yamlio import DuplicateKeyError, Repeat, load_yaml
 from ci_golden.validate.fast import classify, model_config_ok, non_string_keys, schema_validator
-from ci_golden.validate.findings import Finding, finding
+from ci_golden.validate.findings import BaselineEntry, Finding, finding
 from ci_golden.validate.locate import locate, read_text, schema_findings
 from ci_golden.validate.semantics import check_current, check_legacy, missing_metrics, run_length
 
@@ -44,6 +46,7 @@ _UNREFERENCED_CODE = {
     "second-phase": "CG133",
     "unknown-platform": "CG134",
     "not-in-environment": "CG135",
+    "not-listed": "CG136",
 }
 
 
@@ -75,9 +78,16 @@ class Selection:
 
 @dataclass(frozen=True)
 class ValidationResult:
+    """What validate found. ``findings`` fail (errors; with --strict, warnings too);
+    ``baselined`` are accepted by the baseline file, ``fixed`` are the baseline's entries no
+    longer found, ``suppressed`` counts findings the config's ``validate:`` rules left out."""
+
     findings: tuple[Finding, ...]
     files: int
     cases: int
+    baselined: tuple[Finding, ...] = ()
+    fixed: tuple[BaselineEntry, ...] = ()
+    suppressed: int = 0
 
     @property
     def errors(self) -> int:
@@ -122,6 +132,16 @@ def _load_model_config(path: Path) -> tuple[dict[str, t.Any] | None, list[Findin
             finding("CG141", str(path), f"must be a mapping, got {type(data).__name__}", "$", 1),
             *notes,
         ]
+    notes += [
+        finding(
+            "CG148",
+            str(path),
+            f"ENV_VARS.{var} is {data['ENV_VARS'][var]!r}: only 1 makes a case nondeterministic "
+            "(as in Megatron-LM's run_ci_test.sh), so the exact check runs; write 1",
+            f"$.ENV_VARS.{var}",
+        )
+        for var in nondeterminism_ignored(data)
+    ]
     if model_config_ok(data):
         return data, notes
     keys = non_string_keys(data)
@@ -262,8 +282,9 @@ def check_case(
                     f"no job: {why} (add CI_GOLDEN.platforms to run it without one)",
                 )
             )
+        compares = model_config is None or read_kind(model_config).compares_values
         for job in jobs:
-            if job.golden is None:
+            if job.golden is None and compares:
                 out.append(
                     finding(
                         "CG145",

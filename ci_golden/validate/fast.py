@@ -18,6 +18,7 @@ import sys
 import typing as t
 
 from ci_golden.goldens.model import Layout, detect_layout
+from ci_golden.goldens.testkind import EVALUATIONS, MODES, TEST_TYPES
 from ci_golden.project.schema import validator
 
 if t.TYPE_CHECKING:
@@ -286,9 +287,10 @@ _CONFIG_FIELDS: dict[str, t.Callable[[t.Any], bool]] = {
     "MODEL_ENV_VARS": _model_env_vars_ok,
     "MODEL_ARGS": _model_args_ok,
     "BASE_MODEL_ARGS": _model_args_ok,
-    "TEST_TYPE": lambda x: type(x) is str and len(x) > 0,
+    "TEST_TYPE": lambda x: type(x) is str and x in TEST_TYPES,
     "LAUNCHER": lambda x: type(x) is str and len(x) > 0,
-    "MODE": lambda x: type(x) is str,
+    "MODE": lambda x: type(x) is str and x in MODES,
+    "TEST_EVALUATION": lambda x: type(x) is str and x in EVALUATIONS,
     "METRICS": lambda x: x is None or (type(x) is list and all(type(m) is str and m for m in x)),
     "BEFORE_SCRIPT": _script_ok,
     "AFTER_SCRIPT": _script_ok,

@@ -57,18 +57,26 @@ CODES: dict[str, tuple[Severity, str]] = {
     ),
     "CG134": ("warning", "unreferenced golden: platform not in the config (an old cluster name?)"),
     "CG135": ("warning", "unreferenced golden: the platform is not in that environment"),
+    "CG136": ("warning", "unreferenced golden: CI_GOLDEN.jobs lists no job in its environment"),
     # case configs
     "CG140": (
         "error",
         "model_config.yaml cannot be read as YAML (syntax, encoding, unsafe tag, alias bomb, size)",
     ),
     "CG141": ("error", "model_config.yaml does not match schemas/model_config.schema.json"),
-    "CG142": ("error", "CI_GOLDEN names an unknown platform, environment or scope"),
+    "CG142": (
+        "error",
+        "CI_GOLDEN names an unknown platform, environment or scope, or a job the config has not",
+    ),
     "CG143": ("error", "a folder holds golden files but no model_config.yaml"),
     "CG144": ("error", "a case has no job: no golden resolves for any environment and platform"),
     "CG145": ("warning", "a job the case asks for has no golden yet (the first run proposes one)"),
     "CG146": ("error", "model_config.yaml gives a key twice with different values"),
     "CG147": ("warning", "model_config.yaml gives a key twice with the same value"),
+    "CG148": (
+        "warning",
+        "a nondeterminism switch in ENV_VARS is not 1 (true, yes): the exact check still runs",
+    ),
     # the tree
     "CG150": (
         "error",
@@ -96,6 +104,22 @@ class Finding:
 
     def to_dict(self) -> dict[str, t.Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, order=True)
+class BaselineEntry:
+    """One finding accepted by the baseline file (:mod:`ci_golden.validate.baseline`).
+    ``file`` is relative to the config's folder (POSIX)."""
+
+    file: str
+    code: str
+    location: str
+    message_hash: str
+
+    KEYS: t.ClassVar[tuple[str, ...]] = ("code", "file", "location", "message_hash")
+
+    def to_dict(self) -> dict[str, str]:
+        return {key: getattr(self, key) for key in self.KEYS}
 
 
 def finding(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,13 +24,23 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 GITLAB_CI_LOCAL = REPO / "node_modules" / ".bin" / "gitlab-ci-local"
 CPU_JOBS = [
+    "checkpoint_consistency dev cpu",
     "ckpt_resume dev cpu",
     "ckpt_resume lts cpu",
+    "frozen_resume dev cpu",
+    "frozen_start dev cpu",
+    "inference dev cpu",
     "nondeterministic dev cpu",
     "nondeterministic lts cpu",
     "regular dev cpu",
     "regular lts cpu",
+    "release dev cpu",
+    "xpass dev cpu",
 ]
+VERDICTS = {
+    f"demo__{job.replace(' ', '__')}": "skipped" if job.startswith("xpass") else "pass"
+    for job in CPU_JOBS
+}
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -136,7 +147,7 @@ def test_generate_then_child_pipeline_passes_and_fails_on_a_broken_golden(projec
     )
     assert parent.returncode == 0, parent.stdout + parent.stderr
     assert _summary(parent.stdout) == {"validate": "PASS", "generate": "PASS"}
-    assert "generate > ci-golden matrix: 6 jobs from 3 of 4 test cases\n" in parent.stderr
+    assert "generate > ci-golden matrix: 12 jobs from 9 of 10 test cases\n" in parent.stderr
     child_file = project / "child-pipeline.yml"
     child = yaml.safe_load(child_file.read_text())
     assert [k for k in child if k not in ("stages", "default")] == [*CPU_JOBS, "ci-golden report"]
@@ -145,12 +156,16 @@ def test_generate_then_child_pipeline_passes_and_fails_on_a_broken_golden(projec
     run = gitlab_ci_local(project, "--file", "child-pipeline.yml")
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr
     assert _summary(run.stdout) == {name: "PASS" for name in [*CPU_JOBS, "ci-golden report"]}
-    assert _verdicts(project) == {
-        f"demo__{case}__{env}__cpu": "pass"
-        for case in ("ckpt_resume", "nondeterministic", "regular")
-        for env in ("dev", "lts")
-    }
-    assert (project / "report.md").read_text().splitlines()[0] == "<!-- ci-golden:verdict=pass -->"
+    assert _verdicts(project) == VERDICTS
+    markdown = (project / "report.md").read_text().splitlines()
+    assert markdown[0] == "<!-- ci-golden:verdict=pass -->"
+    # the comment links the HTML report where GitLab will serve it from the job's artifacts
+    assert re.fullmatch(
+        r"\*\*12 jobs\*\*: 11 pass · 1 skipped · \[CI run\]\(\S+\) · \[HTML report with every "
+        r"curve\]\(https?://\S+/-/jobs/\d+/artifacts/file/report\.html\)",
+        markdown[3],
+    ), markdown[3]
+    assert "<title>ci-golden: pass (12 jobs)</title>" in (project / "report.html").read_text()
 
     golden = project / "test_cases/demo/regular/golden_values_dev_cpu.json"
     data = json.loads(golden.read_text())
@@ -163,10 +178,10 @@ def test_generate_then_child_pipeline_passes_and_fails_on_a_broken_golden(projec
     summary = _summary(broken.stdout)
     assert summary.pop("regular dev cpu") == "FAIL"
     assert summary.pop("ci-golden report") == "FAIL"
-    assert set(summary.values()) == {"PASS"} and len(summary) == 5
+    assert set(summary.values()) == {"PASS"} and len(summary) == 11
     verdicts = _verdicts(project)
     assert verdicts.pop("demo__regular__dev__cpu") == "fail"
-    assert set(verdicts.values()) == {"pass"}
+    assert verdicts == {k: v for k, v in VERDICTS.items() if k != "demo__regular__dev__cpu"}
     assert (project / "report.md").read_text().splitlines()[0] == "<!-- ci-golden:verdict=fail -->"
 
     # a job that ends without leaving a result (here: "passes" doing nothing) must not pass silently
@@ -183,10 +198,12 @@ def test_generate_then_child_pipeline_passes_and_fails_on_a_broken_golden(projec
         summary.pop("regular dev cpu"),
         summary.pop("ci-golden report"),
     ) == ("PASS", "FAIL", "FAIL")
-    assert set(summary.values()) == {"PASS"} and len(summary) == 4
+    assert set(summary.values()) == {"PASS"} and len(summary) == 10
     assert "demo__regular__lts__cpu" not in _verdicts(project)
     report = json.loads((project / "report.json").read_text())
-    assert (report["verdict"], report["counts"]) == ("error", {"error": 1, "fail": 1, "pass": 4})
+    assert (report["verdict"], report["counts"]) == (
+        "error", {"error": 1, "fail": 1, "pass": 9, "skipped": 1}
+    )  # fmt: skip
     lost = report["results"][0]
     assert (lost["case"], lost["environment"], lost["platform"], lost["message"]) == (
         "demo/regular", "lts", "cpu", "no result: the job did not run or its artifact is missing"

@@ -19,7 +19,7 @@ from ci_golden.compare.policy import resolve_policies
 from ci_golden.compare.result import CaseResult
 from ci_golden.errors import InputError, UsageError
 from ci_golden.goldens.discover import Job
-from ci_golden.goldens.model import GoldenValues, MetricSeries
+from ci_golden.goldens.model import GoldenValues, MetricSeries, write_golden
 from ci_golden.project.config import load_config
 from ci_golden.report.aggregate import (
     NO_RESULT,
@@ -154,7 +154,7 @@ def test_markdown_layout() -> None:
     assert md.count("<details>") == 1 and md.count("</details>") == 1
     assert (
         "| lm loss | ❌ fail | approx rtol=0.05 +exact | 100 | 41 | 60 | 0.88 | 10% | "
-        "41 of 100 steps outside approx rtol=0.05 (budget 1), first at step 60 |" in md
+        "41 of 100 steps outside approx rtol=0.05 (step 60: +10.0%), over the budget of 1 |" in md
     )
     assert "```sh\nci-golden update results --case gpt/b\n```" in md
     assert "Truncated" not in md
@@ -165,23 +165,28 @@ def mermaid_blocks(md: str) -> list[str]:
 
 
 XY_LINE = re.compile(
-    r'xychart-beta\n    title "[A-Za-z0-9 _.:/()+-]*"\n    x-axis "step" \[(-?\d+)(, -?\d+)*\]\n'
+    r"---\nconfig:\n  xyChart:\n    showLegend: true\n  themeVariables:\n    xyChart:\n"
+    r'      plotColorPalette: "#0072B2, #D55E00"\n---\n'
+    r'xychart-beta\n    title "[A-Za-z0-9 _.:/()+-]*"\n    x-axis "step" (-?\d+) --> (-?\d+)\n'
     r'    y-axis "value" (-?\d+(\.\d+)?) --> (-?\d+(\.\d+)?)\n'
-    r"    line \[-?\d+(\.\d+)?(, -?\d+(\.\d+)?)*\]\n    line \[-?\d+(\.\d+)?(, -?\d+(\.\d+)?)*\]\Z"
+    r'    line "golden" \[-?\d+(\.\d+)?(, -?\d+(\.\d+)?)*\]\n'
+    r'    line "actual" \[-?\d+(\.\d+)?(, -?\d+(\.\d+)?)*\]\Z'
 )
 
 
 def check_grammar(block: str) -> None:
     """The subset of xychart-beta we emit.
 
-    Fixed lines, plain decimals, <= 100 points, y range holding the data.
+    Fixed lines, a legend's titles, a numeric step axis, plain decimals, 2-100 points per line,
+    a y range holding the data.
     """
-    assert XY_LINE.match(block), block
+    match = XY_LINE.match(block)
+    assert match, block
+    assert int(match.group(1)) < int(match.group(2))
     lines = block.splitlines()
-    xs = lines[2].split("[")[1].rstrip("]").split(", ")
-    lo, hi = (float(v) for v in lines[3].split('"value" ')[1].split(" --> "))
-    ys = [[float(v) for v in ln.split("[")[1].rstrip("]").split(", ")] for ln in lines[4:6]]
-    assert 2 <= len(xs) <= 100 and all(len(y) == len(xs) for y in ys)
+    lo, hi = (float(v) for v in lines[11].split('"value" ')[1].split(" --> "))
+    ys = [[float(v) for v in ln.split("[")[1].rstrip("]").split(", ")] for ln in lines[12:14]]
+    assert 2 <= len(ys[0]) == len(ys[1]) <= 100
     assert lo < min(map(min, ys)) and max(map(max, ys)) < hi
 
 
@@ -249,10 +254,32 @@ def test_mermaid_blocks_parse(repo_root: Path) -> None:
 def test_mermaid_chart_shape() -> None:
     chart = mermaid_chart('a"b\nc', [1, 2, 3], [1.0, None, 3.0], [1.5, 2.0, 2.5])
     assert chart == (
-        'xychart-beta\n    title "a_b_c"\n    x-axis "step" [1, 3]\n'
-        '    y-axis "value" 0.9 --> 3.1\n    line [1, 3]\n    line [1.5, 2.5]'
+        "---\nconfig:\n  xyChart:\n    showLegend: true\n  themeVariables:\n    xyChart:\n"
+        '      plotColorPalette: "#0072B2, #D55E00"\n---\n'
+        'xychart-beta\n    title "a_b_c"\n    x-axis "step" 1 --> 3\n'
+        '    y-axis "value" 0.9 --> 3.1\n    line "golden" [1, 3]\n    line "actual" [1.5, 2.5]'
     )
     assert mermaid_chart("x", [1, 2], [1.0, None], [1.0, 2.0]) is None
+
+
+def test_mermaid_points_are_evenly_spaced_steps() -> None:
+    # Mermaid spreads a line's points evenly over a numeric axis: uneven steps are read at every
+    # step of their common spacing (the actual's gap at step 2 is interpolated over)
+    chart = mermaid_chart("x", [0, 2, 4, 10], [0.0, 2.0, 4.0, 10.0], [0.0, 4.0, None, 20.0])
+    assert chart is not None
+    assert chart.splitlines()[-4:] == [
+        '    x-axis "step" 0 --> 10',
+        '    y-axis "value" -1 --> 21',
+        '    line "golden" [0, 2, 4, 6, 8, 10]',
+        '    line "actual" [0, 4, 8, 12, 16, 20]',
+    ]
+    # too many steps of that spacing: 100 evenly spaced ones
+    steps = [1, *range(7, 1000, 7)]
+    chart = mermaid_chart("x", steps, [float(s) for s in steps], [2.0 * s for s in steps])
+    assert chart is not None
+    golden_line = chart.splitlines()[-2]
+    assert golden_line.startswith('    line "golden" [1, 11.0303, 21.0606, 31.0909,')
+    assert golden_line.count(", ") == 99
 
 
 def test_hostile_names_come_out_inert() -> None:
@@ -371,7 +398,7 @@ def test_junit_one_testcase_per_job_and_gated_metric() -> None:
     assert (
         failure is not None
         and failure.get("message")
-        == "fail: 41 of 100 steps outside approx rtol=0.05 (budget 1), first at step 60"
+        == "fail: 41 of 100 steps outside approx rtol=0.05 (step 60: +10.0%), over the budget of 1"
     )
     allowed = ET.fromstring(render_junit(build_report([result("gpt/c", 1.03)], allow_drift=True)))
     assert allowed.get("failures") == "0"
@@ -382,7 +409,8 @@ def test_annotations() -> None:
     assert render_annotations(report) == (
         "::error file=cases/gpt/b/golden_values_dev_dgx_h100.json,title=ci-golden fail::"
         "gpt/b [dev%2C dgx_h100]: "
-        "lm loss: 41 of 100 steps outside approx rtol=0.05 (budget 1), first at step 60\n"
+        "lm loss: 41 of 100 steps outside approx rtol=0.05 (step 60: +10.0%25), "
+        "over the budget of 1\n"
     ).replace("[dev%2C", "[dev,")
 
 
@@ -479,6 +507,45 @@ def test_cli_report_errors(cli: t.Callable[..., t.Any], tmp_path: Path) -> None:
         2,
         "ci-golden report: error: --max-chars must be at least 1000\n",
     )
+
+
+def test_cli_report_html_reads_each_job_s_files_and_links_back(
+    cli: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    # a job folder as `ci-golden run` leaves it: result.json beside the actual values, the
+    # golden below the folder the report is made in (its path in the result is relative to it)
+    golden = values(1000, lambda s: 10.0 - s / 500)
+    actual = values(1000, lambda s: (10.0 - s / 500) * (1.5 if s % 47 == 0 else 1.0))
+    write_golden(tmp_path / "cases" / "gpt" / "golden_values.json", golden)
+    write_golden(tmp_path / "out" / "a" / "golden_values.json", actual)
+    policies, _ = resolve_policies(load_config(cwd=Path("/nonexistent")), None)
+    job = Job("gpt/a", "dev", "dgx_h100", tmp_path / "cases" / "gpt" / "golden_values.json")
+    write_result(tmp_path / "out" / "a" / "result.json", compare_job(
+        job, golden, actual, policies=policies, gated=("lm loss",), nondeterministic=True,
+        actual_path="golden_values.json", root=tmp_path,
+    ))  # fmt: skip
+    r = cli("report", "out", "--format", "html", "--out", "report.html", cwd=tmp_path, env=NO_CI)
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "")
+    page = (tmp_path / "report.html").read_text()
+    meta = json.loads(page.split('id="cg-meta">')[1].split("</script>")[0])
+    chart = meta["jobs"][0]["metrics"][0]["chart"]
+    # every step seen: all 21 failing steps marked, not only those among the 100 stored
+    assert (chart["full"], chart["n_steps"], chart["n_failing"]) == (True, 1000, 21)
+    stdout = cli("report", "out", "--format", "html", cwd=tmp_path, env=NO_CI).stdout
+    assert stdout == page  # the same page on stdout
+    url = "https://github.com/o/r/actions/runs/9/artifacts/7"
+    md = cli("report", "out", "--html-url", url, cwd=tmp_path, env=NO_CI).stdout
+    assert md.splitlines()[3] == f"**1 job**: 1 fail · [HTML report with every curve]({url})"
+    js = cli("report", "out", "--format", "json", "--html-url", url, cwd=tmp_path, env=NO_CI)
+    assert json.loads(js.stdout)["html_url"] == url
+    # `ci-golden comment report.json` renders the comment from the JSON: the link stays
+    again = render_markdown(Report.from_dict(json.loads(js.stdout)))
+    assert f"[HTML report with every curve]({url})" in again.splitlines()[3]
+    bad = cli("report", "out", "--html-url", "javascript:alert(1)", cwd=tmp_path, env=NO_CI)
+    assert (bad.returncode, bad.stdout, bad.stderr) == (
+        2, "", "ci-golden report: error: --html-url must be an http(s) address,"
+        " got 'javascript:alert(1)'\n",
+    )  # fmt: skip
 
 
 # --- the plan's job list (--expect) ---------------------------------------------------------
@@ -712,7 +779,7 @@ def test_the_refresh_command_flags_are_those_of_fetch_results_and_update() -> No
         args = parser.parse_args(words[2:])
         if module is fetch_results:
             assert (args.github_run, args.repo, args.api_url, args.only_failing, args.out) == (
-                "42",
+                42,
                 "o/r",
                 "https://ghe/api",
                 True,
@@ -725,7 +792,7 @@ def test_the_refresh_command_flags_are_those_of_fetch_results_and_update() -> No
 # --- output paths and the step summary ----------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", ["markdown", "json", "junit", "github-summary"])
+@pytest.mark.parametrize("fmt", ["markdown", "json", "junit", "github-summary", "html"])
 def test_cli_report_out_where_no_file_can_be(
     cli: t.Callable[..., t.Any], results_dir: Path, fmt: str
 ) -> None:

@@ -104,31 +104,57 @@ def test_dry_run_prints_argv_and_environment(tmp_path: Path, cli: t.Callable[...
               "--dry-run", cwd=root, env={"DATA_PATH": "/data", "MASTER_PORT": "6000"})  # fmt: skip
     assert (res.returncode, res.stderr) == (0, "")
     run_dir = root / "o" / "run"
+    # false and null are passed on (`--fp16 false`, `--empty null`), as _run_training.sh does
+    pythonpath = os.pathsep.join(filter(None, (str(root), os.environ.get("PYTHONPATH"))))
     launch = (
         "ft_launcher --nproc_per_node 8 --nnodes 1 --node_rank 0 --master_addr localhost"
-        " --master_port 6000 pretrain_gpt.py --num-layers 12 --lr 1e-05 --bf16 --split 949,50,1"
-        f" --tensorboard-dir {run_dir}/phase1/tensorboard"
+        " --master_port 6000 pretrain_gpt.py --num-layers 12 --lr 1e-05 --bf16 --fp16 false"
+        f" --split 949,50,1 --empty null --tensorboard-dir {run_dir}/1/tensorboard"
         f" --data-path /data/my-gpt3_00_text_document --save {run_dir}/checkpoints --ranks 0 3"
     )
-    assert res.stdout == textwrap.dedent(f"""\
-        # gpt/case (dev, dgx_h100): TEST_TYPE regular, 1 repeat(s), time limit 3600 s, output o
-        # phase1: log {run_dir}/phase1/stdout.log
+    head = (
+        "# gpt/case (dev, dgx_h100): TEST_TYPE regular, MODE pretraining, TEST_EVALUATION pass, "
+        "1 repeat(s), TRAIN_ITERS 100, time limit 3600 s, output o\n# --- repeat 1\n"
+        f"# repeat_1_run_1 (MODEL_ARGS): load {run_dir}/tmp_checkpoints, save {run_dir}/checkpoints"
+        f", tensorboard {run_dir}/1/tensorboard, log {run_dir}/1/run_1/stdout.log\n"
+    )
+    compare = (
+        f"# compare: TensorBoard {run_dir}/1/tensorboard (the oldest event file holding scalars, "
+        "values rounded to 5 decimals) on the golden's steps (metrics it lacks: steps 1..100, "
+        "step 1 and every multiple of 1) against no golden yet (the values are the proposal); "
+        "gated: lm loss, num-zeros\n"
+    )
+    assert (
+        res.stdout
+        == head
+        + textwrap.dedent(f"""\
         cd {root}
+        export NCCL_PROTO=simple
+        export NCCL_ALGO=Ring
+        export NCCL_COLLNET_ENABLE=0
+        export NCCL_NVLS_ENABLE=0
+        export NCCL_TUNER_PLUGIN=''
+        export NCCL_BUFFSIZE=4194304
+        export TORCH_NCCL_AVOID_RECORD_STREAMS=1
         export DATA_CACHE_PATH={run_dir}/data-cache
-        export OUTPUT_PATH={run_dir}/phase1
-        export TENSORBOARD_PATH={run_dir}/phase1/tensorboard
+        export OUTPUT_PATH={run_dir}/1/run_1
+        export TENSORBOARD_PATH={run_dir}/1/tensorboard
         export CHECKPOINT_SAVE_PATH={run_dir}/checkpoints
-        export CHECKPOINT_LOAD_PATH={run_dir}/checkpoints
-        export INFERENCE_OUTPUT_PATH={run_dir}/phase1/inference.json
+        export CHECKPOINT_LOAD_PATH={run_dir}/tmp_checkpoints
+        export INFERENCE_OUTPUT_PATH={run_dir}/1/run_1/golden_values_dev_dgx_h100.json
         export REPEAT=1
         export RUN_NUMBER=1
         export CUDA_DEVICE_MAX_CONNECTIONS=1
         export NVTE_ALLOW_NONDETERMINISTIC_ALGO=0
         export WANDB_API_KEY='***'
         export DEBUG=true
-        export PYTHONPATH={root}
+        export ENABLE_LIGHTWEIGHT_MODE=false
+        export GPUS_PER_NODE=8
+        export PYTHONPATH={pythonpath}
         {launch}
         """)
+        + compare
+    )
 
 
 def test_multi_node_uses_srun(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
@@ -142,10 +168,11 @@ def test_multi_node_uses_srun(tmp_path: Path, cli: t.Callable[..., t.Any]) -> No
     args = ("run", "gpt/case", "--environment", "dev", "--platform", "dgx_h100", "--dry-run")
     res = cli(*args, cwd=root, env={"MASTER_ADDR": "node-a", "MASTER_PORT": "29500"})
     assert res.returncode == 0
-    assert res.stdout.splitlines()[-1] == (
+    assert res.stdout.splitlines()[-2] == (
         "srun --nodes=2 --ntasks-per-node=1 --kill-on-bad-exit=1 "
         "torchrun --nproc_per_node 8 --nnodes 2 "
-        "--rdzv_backend c10d --rdzv_endpoint node-a:29500 train.py --train-iters 4"
+        "--rdzv_backend c10d --rdzv_endpoint node-a:29500 train.py --train-iters 4 "
+        "--exit-interval 4"
     )
     env = {k: v for k, v in os.environ.items() if k != "MASTER_ADDR"}
     res = subprocess.run(
@@ -258,9 +285,9 @@ def test_job_entry_values_override_the_case(tmp_path: Path, cli: t.Callable[...,
     }
     res = cli("run", "--job", json.dumps(job), "--out", "o", "--dry-run", cwd=root)
     assert res.returncode == 0, res.stderr
-    assert (
-        res.stdout.splitlines()[0]
-        == "# demo/a (dev, cpu): TEST_TYPE regular, 1 repeat(s), time limit 1 s, output o"
+    assert res.stdout.splitlines()[0] == (
+        "# demo/a (dev, cpu): TEST_TYPE regular, MODE pretraining, TEST_EVALUATION pass, "
+        "1 repeat(s), TRAIN_ITERS 10, time limit 1 s, output o"
     )
 
 
@@ -350,7 +377,7 @@ def test_gpu_check_passes_on_matching_runner(tmp_path: Path, cli: t.Callable[...
         "81559 MiB",
         "550.54.15",
     )
-    assert run["exit_codes"] == {"phase1": 0}
+    assert run["exit_codes"] == {"repeat_1_run_1": 0}
     assert set(run) >= {"host", "start", "end", "commands", "test_type"}
 
 
@@ -437,39 +464,65 @@ def test_gpu_check_refuses_wrong_runner(
 
 
 def test_crash_keeps_exit_code_and_last_line(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
-    root = project(
-        tmp_path, {"demo/a": demo_case().replace("--seed: 7\n", "--seed: 7\n  --exit-with: 3\n")}
-    )
+    crash = "--seed: 7\n  --fake-crash-at-step: 5\n  --fake-crash-exit-code: 3\n"
+    root = project(tmp_path, {"demo/a": demo_case().replace("--seed: 7\n", crash)})
     res = cli("run", "demo/a", "--environment", "dev", "--platform", "cpu", "--out", "o", cwd=root)
     assert res.returncode == 1
     result = json.loads((root / "o" / "result.json").read_text())
     assert result["verdict"] == "error"
     assert result["message"] == (
-        "phase1 exited with code 3 (log: run/phase1/stdout.log);"
-        " last line: exiting with code 3 as asked"
+        "repeat_1_run_1 exited with code 3 (log: run/1/run_1/stdout.log);"
+        " last line: RuntimeError: injected failure during iteration 5"
     )
-    assert result["run"]["exit_codes"] == {"phase1": 3}
-    assert result["actual"] is None
-    assert f"ci-golden run: demo/a [dev, cpu]: error: {result['message']}\n" in res.stderr
-    assert "[demo/a dev cpu phase1]  [" in res.stdout  # the log streamed with its prefix
+    assert result["run"]["exit_codes"] == {"repeat_1_run_1": 3}
+    # the values logged before the crash are kept, as Megatron-LM extracts them anyway
+    actual = json.loads((root / "o" / result["actual"]).read_text())
+    assert list(actual["lm loss"]["values"]) == ["1", "2", "3", "4"]
+    assert res.stdout.endswith(f"demo/a [dev, cpu]: ERROR\n  {result['message']}\n")
+    assert "[demo/a dev cpu repeat_1_run_1]  [" in res.stdout  # the log streamed with its prefix
     assert (
-        (root / "o" / "run" / "phase1" / "stdout.log")
+        (root / "o" / "run" / "1" / "run_1" / "stdout.log")
         .read_text()
-        .endswith("exiting with code 3 as asked\n")
+        .endswith("RuntimeError: injected failure during iteration 5\n")
     )
 
 
-def test_unsupported_test_type_is_an_error_result(
+def test_unknown_test_type_is_refused_before_anything_runs(
     tmp_path: Path, cli: t.Callable[..., t.Any]
 ) -> None:
-    root = project(tmp_path, {"demo/a": demo_case("TEST_TYPE: frozen-resume\n")})
-    res = cli("run", "demo/a", "--environment", "dev", "--platform", "cpu", "--out", "o", cwd=root)
-    assert res.returncode == 1
+    root = project(tmp_path, {"demo/a": demo_case("TEST_TYPE: frozen-reload\n")})
+    config = root / "cases" / "demo" / "a" / "model_config.yaml"
+    message = (
+        f"{config}::$.TEST_TYPE: 'frozen-reload' is not one of ['regular', 'ckpt-resume', "
+        "'frozen-resume', 'frozen-start', 'checkpoint-consistency', 'release'] "
+        "(did you mean 'frozen-resume'?)"
+    )
+    run = ("run", "demo/a", "--environment", "dev", "--platform", "cpu", "--out", "o")
+    res = cli(*run, "--dry-run", cwd=root)
+    assert (res.returncode, res.stdout, res.stderr) == (2, "", f"ci-golden run: error: {message}\n")
+    res = cli(*run, cwd=root)
+    assert (res.returncode, res.stdout, res.stderr) == (2, "", f"ci-golden run: error: {message}\n")
     result = json.loads((root / "o" / "result.json").read_text())
-    assert (result["verdict"], result["message"]) == (
-        "error", "TEST_TYPE 'frozen-resume' is not supported yet (supported: regular, ckpt-resume)"
-    )  # fmt: skip
+    assert (result["verdict"], result["message"]) == ("error", f"cannot plan the run: {message}")
     assert result["run"]["exit_codes"] == {}
+    validate = cli("validate", cwd=root)
+    assert validate.returncode == 1
+    assert validate.stdout.startswith(
+        'cases/demo/a/model_config.yaml:5: CG141 error: $.TEST_TYPE: "frozen-reload" '
+        "'frozen-reload' is not one of ['regular', 'ckpt-resume', "
+    )
+
+
+def test_a_launcher_that_cannot_start_leaves_an_error_result(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    case = demo_case().replace(f"command: [python, {TRAINER}]", "command: [/nonexistent/train]")
+    root = project(tmp_path, {"demo/a": case})
+    res = cli("run", "demo/a", "--environment", "dev", "--platform", "cpu", "--out", "o", cwd=root)
+    message = "cannot start /nonexistent/train: No such file or directory"
+    assert (res.returncode, res.stdout, res.stderr) == (2, "", f"ci-golden run: error: {message}\n")
+    result = json.loads((root / "o" / "result.json").read_text())
+    assert (result["verdict"], result["message"], result["actual"]) == ("error", message, None)
 
 
 TREE_SCRIPT = """\
@@ -525,11 +578,12 @@ def test_timeout_stops_the_whole_process_tree(tmp_path: Path, cli: t.Callable[..
     assert all(_gone(pid) for pid in pids), pids
     result = json.loads((root / "o" / "result.json").read_text())
     assert (result["verdict"], result["message"]) == (
-        "error", "phase1 stopped at the job's time limit of 3 s (log: run/phase1/stdout.log)"
-    )  # fmt: skip
-    assert result["run"]["exit_codes"] == {"phase1": -signal.SIGKILL}
-    assert result["run"]["timed_out"] == "phase1"
-    assert "[demo/tree dev cpu phase1] started\n" in res.stdout
+        "error",
+        "repeat_1_run_1 stopped at the job's time limit of 3 s (log: run/1/run_1/stdout.log)",
+    )
+    assert result["run"]["exit_codes"] == {"repeat_1_run_1": -signal.SIGKILL}
+    assert result["run"]["timed_out"] == "repeat_1_run_1"
+    assert "[demo/tree dev cpu repeat_1_run_1] started\n" in res.stdout
 
 
 def test_cancel_stops_the_tree_and_writes_the_result(tmp_path: Path) -> None:
@@ -568,75 +622,220 @@ def test_job_json_with_repeats(tmp_path: Path, cli: t.Callable[..., t.Any]) -> N
         "result.json",
         "run",
     ]
-    assert (out / "run" / "repeat-2" / "phase1" / "metrics.jsonl").is_file()
+    assert (out / "run" / "2" / "run_1" / "metrics.jsonl").is_file()
+    assert (out / "run" / "2" / "golden_values_dev_cpu.json").is_file()
     result = json.loads((out / "result.json").read_text())
     assert result["actual"] == "golden_values_dev_cpu.json"
-    assert result["run"]["exit_codes"] == {"phase1": 0, "repeat-2/phase1": 0}
+    assert result["run"]["exit_codes"] == {"repeat_1_run_1": 0, "repeat_2_run_1": 0}
     assert result["run"]["n_repeat"] == 2
     actual = json.loads((out / "golden_values_dev_cpu.json").read_text())
-    assert list(actual["lm loss"]["values"]) == ["1", "5", "10"]
+    assert list(actual["lm loss"]["values"]) == [str(k) for k in range(1, 11)]
     shutil.rmtree(out)
 
 
 def test_megatron_n_repeat_and_ckpt_resume_phases_in_dry_run(
     tmp_path: Path, cli: t.Callable[..., t.Any]
 ) -> None:
-    root = project(
-        tmp_path,
-        {
-            "demo/a": demo_case(
-                "N_REPEAT: 2\nTEST_TYPE: ckpt-resume\nMODEL_ARGS_2:\n  --train-iters: 12\n"
-            )
-        },
+    # N_REPEAT comes from ENV_VARS (a top-level N_REPEAT is not Megatron-LM's and is ignored)
+    extra = (
+        "N_REPEAT: 5\nENV_VARS:\n  N_REPEAT: 2\nTEST_TYPE: ckpt-resume\n"
+        "MODEL_ARGS_2:\n  --train-iters: 10\n  --no-load-optim: true\n"
     )
+    root = project(tmp_path, {"demo/a": demo_case(extra)})
     res = cli(
-        "run",
-        "demo/a",
-        "--environment",
-        "dev",
-        "--platform",
-        "cpu",
-        "--out",
-        "o",
-        "--dry-run",
-        cwd=root,
-    )
+        "run", "demo/a", "--environment", "dev", "--platform", "cpu", "--out", "o", "--dry-run",
+        "--n-repeat", "3", cwd=root,
+    )  # fmt: skip
     assert res.returncode == 0, res.stderr
     out = res.stdout.splitlines()
-    assert (
-        out[0]
-        == "# demo/a (dev, cpu): TEST_TYPE ckpt-resume, 2 repeat(s), time limit 60 s, output o"
+    assert out[0] == (
+        "# demo/a (dev, cpu): TEST_TYPE ckpt-resume, MODE pretraining, TEST_EVALUATION pass, "
+        "2 repeat(s), TRAIN_ITERS 10, time limit 60 s, output o"
     )
-    run_dir = root / "o" / "run"
+    run = root / "o" / "run"
+    save, tmp = run / "checkpoints", run / "tmp_checkpoints"
+    if_ok = " (if every phase so far exited 0)"
+    repeat = [
+        f"# repeat_{{i}}_run_1 (MODEL_ARGS): load {tmp}, save {save}, "
+        f"tensorboard {run}/{{i}}/tensorboard/run_1, log {run}/{{i}}/run_1/stdout.log",
+        f"# then delete {save}/iter_0000010{if_ok}",
+        f"# then write 5 to {save}/latest_checkpointed_iteration.txt{if_ok}",
+        f"# repeat_{{i}}_run_2 (MODEL_ARGS_2){if_ok}: load {save}, save {save}, "
+        f"tensorboard {run}/{{i}}/tensorboard/run_2, log {run}/{{i}}/run_2/stdout.log",
+        f"# compare: TensorBoard {run}/{{i}}/tensorboard/run_1 (the oldest event file holding "
+        "scalars, values rounded to 5 decimals) on the golden's steps (metrics it lacks: steps "
+        "1..10, step 1 and every multiple of 1) against no golden yet (the values are the "
+        "proposal); gated: lm loss, num-zeros",
+        f"# compare: TensorBoard {run}/{{i}}/tensorboard/run_2 after step 5 against the first "
+        "phase after step 5, same policies",
+    ]
     assert [line for line in out if line.startswith("# ")][1:] == [
-        f"# phase1: log {run_dir}/phase1/stdout.log",
-        "# keep the checkpoint nearest the middle of the run, drop later ones, resume from it",
-        f"# phase2: log {run_dir}/phase2/stdout.log",
-        f"# repeat-2/phase1: log {run_dir}/repeat-2/phase1/stdout.log",
-        "# keep the checkpoint nearest the middle of the run, drop later ones, resume from it",
-        f"# repeat-2/phase2: log {run_dir}/repeat-2/phase2/stdout.log",
+        "# --- repeat 1",
+        *(line.format(i=1) for line in repeat),
+        "# --- repeat 2",
+        f"# then empty {save}",
+        f"# then empty {tmp}",
+        f"# then empty {run}/2/tensorboard",
+        *(line.format(i=2) for line in repeat),
     ]
     commands = [line for line in out if line.startswith(sys.executable)]
     assert commands[0].endswith(
-        f"--train-iters 10 --seed 7 --log-jsonl {run_dir}/phase1/metrics.jsonl"
+        f"--train-iters 10 --seed 7 --log-jsonl {run}/1/run_1/metrics.jsonl --exit-interval 10"
     )
-    assert commands[1] == f"{sys.executable} {TRAINER} --train-iters 12"  # MODEL_ARGS_2 in phase 2
-    assert f"export CHECKPOINT_LOAD_PATH={run_dir}/repeat-2/checkpoints" in out
+    # MODEL_ARGS_2 in phase 2, without run_ci_test.sh's edits (they change MODEL_ARGS only)
+    assert commands[1] == f"{sys.executable} {TRAINER} --train-iters 10 --no-load-optim"
 
 
-def test_ckpt_resume_without_a_midpoint_checkpoint(
+def test_ckpt_resume_resumes_from_half_of_train_iters(
     tmp_path: Path, cli: t.Callable[..., t.Any]
 ) -> None:
+    # run_ci_test.sh points the tracker at TRAIN_ITERS/2 whatever was saved: with no checkpoint
+    # there, phase 2 cannot load and the job fails, naming the phase
     case = demo_case("TEST_TYPE: ckpt-resume\n").replace(
-        "--seed: 7\n", "--seed: 7\n  --save: ${CHECKPOINT_SAVE_PATH}\n"
+        "--seed: 7\n",
+        "--seed: 7\n  --save: ${CHECKPOINT_SAVE_PATH}\n  --load: ${CHECKPOINT_LOAD_PATH}\n",
     )
     root = project(tmp_path, {"demo/a": case})
     res = cli("run", "demo/a", "--environment", "dev", "--platform", "cpu", "--out", "o", cwd=root)
     assert res.returncode == 1
     result = json.loads((root / "o" / "result.json").read_text())
+    save = root / "o" / "run" / "checkpoints"
     assert (result["verdict"], result["message"]) == (
         "error",
-        "cannot resume phase2: ckpt-resume needs a checkpoint before the last step 10 "
-        "(saved: [10]); set --save-interval to about half of --train-iters",
+        "repeat_1_run_2 exited with code 1 (log: run/1/run_2/stdout.log); last line: no "
+        f"checkpoint in {save}/iter_0000005 (tracker {save}/latest_checkpointed_iteration.txt "
+        "says iteration 5)",
     )
-    assert result["run"]["exit_codes"] == {"phase1": 0}
+    assert result["run"]["exit_codes"] == {"repeat_1_run_1": 0, "repeat_1_run_2": 1}
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+HF = "hf_abcdefghijklmnop"
+WANDB = "wandb-0123456789abcdef"
+DB_PASSWORD = "db-pa55word"
+S3_KEY = "s3-key-0123"
+LEAKY = """\
+import os, sys
+print("arguments:", " ".join(sys.argv[1:]))
+value = sys.argv[sys.argv.index("--hf-token") + 1]
+print("  hf_token ........................................ " + value)
+print("database:", os.environ["DATABASE_URL"], "token:", os.environ["HF_TOKEN"])
+print("wandb: ERROR api key " + sys.argv[sys.argv.index("--wandb-api-key") + 1] + " rejected")
+sys.exit(1)
+"""
+
+
+def leaky_case(tmp_path: Path) -> tuple[Path, Path]:
+    """A case whose MODEL_ARGS and ENV_VARS hold secrets, run by a script that prints them all,
+    as Megatron-LM prints its arguments."""
+    script = tmp_path / "leaky.py"
+    script.write_text(LEAKY)
+    root = project(
+        tmp_path,
+        {
+            "demo/leaky": f"""\
+        ENV_VARS:
+          HF_TOKEN: {HF}
+          DATABASE_URL: postgresql://ml:{DB_PASSWORD}@db.internal/runs
+          TOKENIZERS_PARALLELISM: false
+        MODEL_ARGS:
+          --tokenizer-type: GPT2BPETokenizer
+          --hf-token: {HF}
+          --wandb-api-key: {WANDB}
+          --data-path: s3://reader:{S3_KEY}@bucket/data
+        CI_GOLDEN:
+          platforms: [cpu]
+          command: [python, {script}]
+        """
+        },
+    )
+    return root, script
+
+
+def test_dry_run_hides_secrets_by_name_and_in_urls(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    root, script = leaky_case(tmp_path)
+    res = cli("run", "demo/leaky", "--environment", "dev", "--platform", "cpu", "--out", "o",
+              "--dry-run", cwd=root)  # fmt: skip
+    assert (res.returncode, res.stderr) == (0, "")
+    run_dir = root / "o" / "run"
+    pythonpath = os.pathsep.join(filter(None, (str(root), os.environ.get("PYTHONPATH"))))
+    head = (
+        "# demo/leaky (dev, cpu): TEST_TYPE regular, MODE pretraining, TEST_EVALUATION pass, "
+        "1 repeat(s), TRAIN_ITERS 100, time limit 3600 s, output o\n# --- repeat 1\n"
+        f"# repeat_1_run_1 (MODEL_ARGS): load {run_dir}/tmp_checkpoints, save {run_dir}/checkpoints"
+        f", tensorboard {run_dir}/1/tensorboard, log {run_dir}/1/run_1/stdout.log\n"
+    )
+    compare = (
+        f"# compare: TensorBoard {run_dir}/1/tensorboard (the oldest event file holding scalars, "
+        "values rounded to 5 decimals) on the golden's steps (metrics it lacks: steps 1..100, "
+        "step 1 and every multiple of 1) against no golden yet (the values are the proposal); "
+        "gated: lm loss, num-zeros\n"
+    )
+    assert (
+        res.stdout
+        == head
+        + textwrap.dedent(f"""\
+        cd {root}
+        export NCCL_PROTO=simple
+        export NCCL_ALGO=Ring
+        export NCCL_COLLNET_ENABLE=0
+        export NCCL_NVLS_ENABLE=0
+        export NCCL_TUNER_PLUGIN=''
+        export NCCL_BUFFSIZE=4194304
+        export TORCH_NCCL_AVOID_RECORD_STREAMS=1
+        export DATA_CACHE_PATH={run_dir}/data-cache
+        export OUTPUT_PATH={run_dir}/1/run_1
+        export TENSORBOARD_PATH={run_dir}/1/tensorboard
+        export CHECKPOINT_SAVE_PATH={run_dir}/checkpoints
+        export CHECKPOINT_LOAD_PATH={run_dir}/tmp_checkpoints
+        export INFERENCE_OUTPUT_PATH={run_dir}/1/run_1/golden_values_dev_cpu.json
+        export REPEAT=1
+        export RUN_NUMBER=1
+        export HF_TOKEN='***'
+        export DATABASE_URL='postgresql://ml:***@db.internal/runs'
+        export TOKENIZERS_PARALLELISM=false
+        export ENABLE_LIGHTWEIGHT_MODE=false
+        export GPUS_PER_NODE=0
+        export PYTHONPATH={pythonpath}
+        {sys.executable} {script} --tokenizer-type GPT2BPETokenizer --hf-token '***' \
+--wandb-api-key '***' --data-path 's3://reader:***@bucket/data'
+        """)
+        + compare
+    )
+
+
+def test_a_run_keeps_secrets_out_of_its_logs_results_and_errors(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    root, script = leaky_case(tmp_path)
+    res = cli("-v", "run", "demo/leaky", "--environment", "dev", "--platform", "cpu",
+              "--out", "o", cwd=root)  # fmt: skip
+    assert res.returncode == 1
+    result_text = (root / "o" / "result.json").read_text()
+    log = (root / "o" / "run" / "1" / "run_1" / "stdout.log").read_text()
+    for text in (res.stdout, res.stderr, result_text, log):
+        for secret in (HF, WANDB, DB_PASSWORD, S3_KEY):
+            assert secret not in text
+    assert log == (
+        "arguments: --tokenizer-type GPT2BPETokenizer --hf-token *** --wandb-api-key ***"
+        " --data-path s3://reader:***@bucket/data\n"
+        "  hf_token ........................................ ***\n"
+        "database: postgresql://ml:***@db.internal/runs token: ***\n"
+        "wandb: ERROR api key *** rejected\n"
+    )
+    result = json.loads(result_text)
+    assert result["run"]["commands"] == [
+        [sys.executable, str(script), "--tokenizer-type", "GPT2BPETokenizer", "--hf-token", "***",
+         "--wandb-api-key", "***", "--data-path", "s3://reader:***@bucket/data"]
+    ]  # fmt: skip
+    assert result["message"] == (
+        "repeat_1_run_1 exited with code 1 (log: run/1/run_1/stdout.log);"
+        " last line: wandb: ERROR api key *** rejected"
+    )
+    assert "[demo/leaky dev cpu repeat_1_run_1] wandb: ERROR api key *** rejected\n" in res.stdout
+    report = cli("report", root / "o", "--format", "markdown", cwd=root)
+    assert report.returncode == 1
+    assert "wandb: ERROR api key &#42;&#42;&#42; rejected" in report.stdout

@@ -82,7 +82,16 @@ def test_json_format(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
     make_tree(tmp_path, "empty_object")
     res = cli("--test-cases", "cases", "validate", "--format", "json", cwd=tmp_path)
     doc = json.loads(res.stdout)
-    assert doc["summary"] == {"errors": 1, "warnings": 0, "files": 2, "cases": 1}
+    assert doc["summary"] == {
+        "errors": 1,
+        "warnings": 0,
+        "files": 2,
+        "cases": 1,
+        "baselined": 0,
+        "fixed": 0,
+        "suppressed": 0,
+    }
+    assert (doc["baselined"], doc["fixed"]) == ([], [])
     assert doc["findings"] == [
         {
             "code": "CG104",
@@ -334,3 +343,184 @@ def test_pre_commit_hook_definition(
     res = cli("--test-cases", "cases", *hook["entry"].split()[1:], *staged, cwd=tmp_path)
     assert res.returncode == 1
     assert res.stdout.splitlines()[-1] == "1 errors, 0 warnings (4 files in 2 cases checked)"
+
+
+# ---- accepting today's findings: the baseline and the config's rules ------------------------
+
+
+def test_a_baseline_accepts_todays_findings_and_fails_only_new_ones(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    make_tree(tmp_path, "steps_off_grid", "empty_object", "second_phase_golden")
+    run = lambda *a: cli("--test-cases", "cases", "validate", *a, cwd=tmp_path)  # noqa: E731
+    assert run().returncode == 1
+    wrote = run("--write-baseline")
+    assert wrote.returncode == 0
+    assert wrote.stderr == "ci-golden validate: wrote .ci-golden-baseline.json: 3 findings\n"
+    baseline = (tmp_path / ".ci-golden-baseline.json").read_text()
+    assert json.loads(baseline)["findings"] == [
+        {
+            "code": "CG104",
+            "file": f"cases/empty_object/{GOLDEN}",
+            "location": "$",
+            "message_hash": json.loads(baseline)["findings"][0]["message_hash"],
+        },
+        *json.loads(baseline)["findings"][1:],
+    ]
+    assert [e["code"] for e in json.loads(baseline)["findings"]] == ["CG104", "CG133", "CG111"]
+    accepted = run()
+    assert accepted.returncode == 0
+    assert accepted.stdout.splitlines() == [
+        f"cases/empty_object/{GOLDEN}:1: CG104 error (baselined): $: empty object {{}}: "
+        "no metric to compare",
+        "cases/second_phase_golden/golden_values_dev_dgx_h100_2nd.json: CG133 warning "
+        "(baselined): unreferenced: second-phase golden of a resume run; no job reads it",
+        f"cases/steps_off_grid/{GOLDEN}:9: CG111 error (baselined): "
+        '$["lm loss"].values["7"]: step 7 is off the grid of start_step 1 and step_interval 5',
+        "ok: 7 files in 3 cases checked, no new problem found; 3 baselined",
+    ]
+    assert run("--strict").returncode == 0  # a baselined warning does not fail either
+    # a new problem fails; a fixed one is reported, and --write-baseline drops it
+    (tmp_path / f"cases/empty_object/{GOLDEN}").write_text(
+        (INVALID / "steps_off_grid/case" / GOLDEN).read_text()
+    )
+    changed = run()
+    assert changed.returncode == 1
+    assert changed.stdout.splitlines()[0] == (
+        f"cases/empty_object/{GOLDEN}:9: CG111 error: "
+        '$["lm loss"].values["7"]: step 7 is off the grid of start_step 1 and step_interval 5'
+    )
+    assert changed.stdout.splitlines()[-2:] == [
+        f"cases/empty_object/{GOLDEN}: CG104 fixed ($): in the baseline, no longer found",
+        "1 errors, 0 warnings; 2 baselined, 1 fixed (--write-baseline drops them) "
+        "(7 files in 3 cases checked)",
+    ]
+    rewrote = run("--write-baseline")
+    assert rewrote.stderr == (
+        "ci-golden validate: wrote .ci-golden-baseline.json: 3 findings, 1 fixed ones dropped\n"
+    )
+    assert run().returncode == 0
+
+
+def test_the_baseline_is_the_same_wherever_the_tree_is_checked_out(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    texts = []
+    for where in ("one", "two/deeper"):
+        work = tmp_path / where
+        work.mkdir(parents=True)
+        make_tree(work, "steps_off_grid", "goldens_without_model_config", "old_cluster_name")
+        r = cli("--test-cases", "cases", "validate", "--write-baseline", cwd=work)
+        assert r.returncode == 0, r.stderr
+        texts.append((work / ".ci-golden-baseline.json").read_text())
+        r = cli("validate", "--test-cases", work / "cases", cwd=tmp_path)
+        assert r.returncode == 1  # the baseline lies beside the config (here: the folder run in)
+        r = cli("--config", work / "ci_golden.yaml", "validate", cwd=tmp_path)
+        assert r.returncode == 2  # no such config: named, not a silent pass
+    assert texts[0] == texts[1]
+    assert "/tmp" not in texts[0] and str(tmp_path) not in texts[0]
+
+
+def test_write_baseline_needs_the_whole_tree_and_a_bad_baseline_is_exit_2(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    make_tree(tmp_path, "empty_object")
+    r = cli("--test-cases", "cases", "validate", "--write-baseline", "cases", cwd=tmp_path)
+    assert (r.returncode, r.stdout, r.stderr) == (
+        2,
+        "",
+        "ci-golden validate: error: --write-baseline records the findings of the whole tree: "
+        "drop the PATHs and --changed-since\n",
+    )
+    assert not (tmp_path / ".ci-golden-baseline.json").exists()
+    for text, message in (
+        ("{", "::line 1 column 2: not JSON: Expecting property name enclosed in double quotes"),
+        ('{"version": 7, "findings": []}', "::$.version: not a ci-golden baseline of version 1; "
+         "rewrite it with `ci-golden validate --write-baseline`"),
+        ('{"version": 1, "findings": [{"code": "CG104"}]}', "::$.findings[0]: expected an object "
+         "with code, file, location, message_hash"),
+    ):  # fmt: skip
+        (tmp_path / ".ci-golden-baseline.json").write_text(text)
+        for args in ((), ("--write-baseline",)):
+            r = cli("--test-cases", "cases", "validate", *args, cwd=tmp_path)
+            assert (r.returncode, r.stdout, r.stderr) == (
+                2,
+                "",
+                f"ci-golden validate: error: {tmp_path / '.ci-golden-baseline.json'}{message}\n",
+            )
+        assert (tmp_path / ".ci-golden-baseline.json").read_text() == text
+
+
+def test_the_config_ignores_codes_changes_severities_and_excludes_files(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    make_tree(tmp_path, "steps_off_grid", "second_phase_golden", "old_cluster_name", "empty_object")
+    (tmp_path / "ci_golden.yaml").write_text(
+        "test_cases: cases\n"
+        "validate:\n"
+        "  ignore: [CG133]\n"
+        "  severity: {CG111: warning, CG134: error}\n"
+        "  exclude: ['cases/empty_*/**']\n"
+        "  baseline: ci/accepted.json\n"
+    )
+    r = cli("validate", cwd=tmp_path)
+    assert r.stdout.splitlines() == [
+        "cases/old_cluster_name/golden_values_lts_dgxa100_dracooci.json: CG134 error: "
+        "unreferenced: unknown platform 'dgxa100_dracooci' (an old cluster name?)",
+        f"cases/steps_off_grid/{GOLDEN}:9: CG111 warning: "
+        '$["lm loss"].values["7"]: step 7 is off the grid of start_step 1 and step_interval 5',
+        "1 errors, 1 warnings; 2 suppressed by the config (10 files in 4 cases checked)",
+    ]
+    assert r.returncode == 1
+    r = cli("validate", "--write-baseline", cwd=tmp_path)
+    assert r.stderr == "ci-golden validate: wrote ci/accepted.json: 2 findings\n"
+    assert cli("validate", "--strict", cwd=tmp_path).returncode == 0
+
+
+def test_github_format_annotates_errors_first_caps_them_and_summarizes_all(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    root = tmp_path / "cases"
+    for i in range(12):
+        shutil.copytree(INVALID / "second_phase_golden" / "case", root / f"w{i:02d}")
+        shutil.copytree(INVALID / "empty_object" / "case", root / f"x{i:02d}")
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    r = cli(
+        "--test-cases", "cases", "validate", "--format", "github", cwd=tmp_path,
+        env={"GITHUB_STEP_SUMMARY": str(summary)},
+    )  # fmt: skip
+    assert r.returncode == 1
+    lines = r.stdout.splitlines()
+    assert [line.split(" ", 1)[0] for line in lines[:20]] == ["::error"] * 10 + ["::warning"] * 10
+    assert lines[0].startswith(f"::error file=cases/x00/{GOLDEN},line=1,title=CG104::")
+    assert lines[20] == (
+        "4 more new findings, not annotated (GitHub shows 10 errors and 10 warnings a step); "
+        "the job summary lists them all"
+    )
+    assert lines[21:25] == [
+        f"  cases/x10/{GOLDEN}:1: CG104 error: $: empty object {{}}: no metric to compare",
+        f"  cases/x11/{GOLDEN}:1: CG104 error: $: empty object {{}}: no metric to compare",
+        "  cases/w10/golden_values_dev_dgx_h100_2nd.json: CG133 warning: unreferenced: "
+        "second-phase golden of a resume run; no job reads it",
+        "  cases/w11/golden_values_dev_dgx_h100_2nd.json: CG133 warning: unreferenced: "
+        "second-phase golden of a resume run; no job reads it",
+    ]
+    assert lines[25:] == ["12 errors, 12 warnings (60 files in 24 cases checked)"]
+    text = summary.read_text()
+    assert text.startswith("earlier step\n### ci-golden validate\n\n12 errors, 12 warnings")
+    assert (
+        "| CG104 | error | 12 | 0 | 0 | golden file is the empty object &#123;&#125;: no metric "
+        "to compare |\n"
+    ) in text
+    assert "<details><summary>CG104 new: 12</summary>" in text
+    assert (
+        f"- cases/x03/{GOLDEN}:1: &#36;: empty object &#123;&#125;: no metric to compare\n" in text
+    )
+    assert text.count("- cases/x") == 12 and text.count("- cases/w") == 12
+
+
+def test_the_readme_lists_every_code(repo_root: Path) -> None:
+    from ci_golden.validate.findings import code_table
+
+    assert code_table() in (repo_root / "README.md").read_text()

@@ -110,7 +110,7 @@ def test_actionlint_reports_a_broken_copy(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stdout.startswith("Checking 1 workflow file(s)...\n")
     assert (
-        'job "run" needs job "aprove" which does not exist in this workflow [ job-needs ]'
+        'job "run-1" needs job "aprove" which does not exist in this workflow [ job-needs ]'
         in proc.stdout
     )
 
@@ -130,8 +130,11 @@ def _run_scripts(data: t.Any) -> t.Iterator[str]:
 @pytest.mark.parametrize("path", [*WORKFLOWS, REPO / "action.yml"], ids=lambda p: p.name)
 def test_no_expression_is_pasted_into_a_shell_script(path: Path) -> None:
     scripts = list(_run_scripts(_load(path)))
-    assert scripts
+    assert scripts or "uses: ./\n" in path.read_text()  # else its scripts are action.yml's
     assert [s for s in scripts if "${{" in s] == []
+
+
+RUN_JOBS = ["run-1", "run-2", "run-3", "run-4"]
 
 
 def test_golden_tests_workflow_shape() -> None:
@@ -146,24 +149,50 @@ def test_golden_tests_workflow_shape() -> None:
     )
     assert wf["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
     jobs = wf["jobs"]
-    assert list(jobs) == ["plan", "approve", "run", "report"]
+    assert list(jobs) == ["plan", "approve", *RUN_JOBS, "report"]
     assert all("permissions" in job for job in jobs.values())
     assert jobs["plan"]["permissions"] == {"contents": "read"}
     steps = jobs["plan"]["steps"]
     assert steps[1]["with"]["command"] == "validate --format github"
-    assert "--github-output matrix" in steps[2]["run"]
+    assert "--github-output matrix --chunks 4 " in steps[2]["run"]
     assert jobs["approve"]["environment"] == "gpu-runners"
-    run = jobs["run"]
-    assert run["runs-on"] == "${{ matrix.runs-on }}"
-    assert run["strategy"] == {
-        "fail-fast": False,
-        "matrix": "${{ fromJSON(needs.plan.outputs.matrix) }}",
+    outputs = jobs["plan"]["outputs"]
+    for k, name in enumerate(RUN_JOBS, start=1):
+        assert outputs[f"matrix_{k}"] == f"${{{{ steps.matrix.outputs.matrix_{k} }}}}"
+        assert outputs[f"count_{k}"] == f"${{{{ steps.matrix.outputs.matrix_{k}_count }}}}"
+        run = jobs[name]
+        assert run["uses"] == "./.github/workflows/golden-run.yml"
+        assert run["with"] == {"matrix": f"${{{{ needs.plan.outputs.matrix_{k} }}}}"}
+        assert run["permissions"] == {"contents": "read"}
+        assert f"needs.plan.outputs.count_{k} != '0'" in run["if"]  # an empty matrix is skipped
+        assert run["needs"] == ["plan", "approve"]
+    assert outputs["count"] == "${{ steps.matrix.outputs.matrix_count }}"
+    called = _load(REPO / ".github/workflows/golden-run.yml")
+    assert called[True] == {
+        "workflow_call": {
+            "inputs": {
+                "matrix": {
+                    "description": called[True]["workflow_call"]["inputs"]["matrix"]["description"],
+                    "type": "string",
+                    "required": True,
+                }
+            }
+        }
     }
-    assert "needs.plan.outputs.count != '0'" in run["if"]
-    assert run["steps"][1]["env"]["CI_GOLDEN_JOB"] == "${{ toJSON(matrix) }}"
-    assert run["steps"][1]["with"]["command"] == 'run --job "$CI_GOLDEN_JOB" --out "$CI_GOLDEN_OUT"'
-    assert run["steps"][2]["uses"].startswith("actions/upload-artifact@")
+    assert called["permissions"] == {}
+    run = called["jobs"]["run"]
+    assert run["runs-on"] == "${{ matrix.runs-on }}"
+    assert run["permissions"] == {"contents": "read"}
+    assert run["strategy"] == {"fail-fast": False, "matrix": "${{ fromJSON(inputs.matrix) }}"}
+    assert run["steps"][1]["with"] == {"name": "ci-golden-plan", "path": "ci-golden-plan"}
+    assert run["steps"][2]["env"]["CI_GOLDEN_JOB_ID"] == "${{ matrix.id }}"
+    assert run["steps"][2]["with"]["command"] == (
+        'run --job ci-golden-plan/matrix.json --job-id "$CI_GOLDEN_JOB_ID" --out "$CI_GOLDEN_OUT"'
+    )
+    assert run["steps"][3]["uses"].startswith("actions/upload-artifact@")
+    assert run["steps"][3]["with"]["name"] == "ci-golden-result-${{ matrix.id }}"
     report = jobs["report"]
+    assert report["needs"] == ["plan", *RUN_JOBS]
     assert report["if"].startswith("always()")
     assert report["permissions"] == {"contents": "read", "pull-requests": "write"}
     script = "\n".join(_run_scripts(report))
@@ -190,8 +219,112 @@ def test_golden_tests_workflow_shape() -> None:
         {"pattern": "ci-golden-result-*", "path": "ci-golden-out"},
         {"name": "ci-golden-plan", "path": "ci-golden-plan"},
     ]
-    assert run["steps"][2]["with"]["name"] == "ci-golden-result-${{ matrix.id }}"
     assert report["steps"][-1]["with"]["name"] == "ci-golden-report"
+
+
+def test_every_call_of_a_local_reusable_workflow_gives_exactly_its_inputs() -> None:
+    """The actionlint build used here lints one file at a time, so it cannot see the workflow a
+    job calls: the calls are checked against the called workflow's `workflow_call` here."""
+    calls = 0
+    for path in WORKFLOWS:
+        for name, job in _load(path)["jobs"].items():
+            uses = job.get("uses", "")
+            if not uses.startswith("./"):
+                continue
+            calls += 1
+            called = _load(REPO / uses)[True]["workflow_call"]
+            inputs = called.get("inputs", {})
+            given = set(job.get("with", {}))
+            required = {k for k, v in inputs.items() if v.get("required")}
+            assert required <= given <= set(inputs), (path.name, name)
+            assert "secrets" not in job and "secrets" not in called, (path.name, name)
+    assert calls == len(RUN_JOBS)
+
+
+def _github_plan_step(
+    tmp_path: Path, work: Path, scope: str = "mr"
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    """The shipped plan job's `matrix` step, run by bash as the runner would, in ``work``."""
+    wf = _load(REPO / ".github/workflows/golden-tests.yml")
+    script = _step(wf["jobs"]["plan"], "matrix")["run"]
+    output = tmp_path / "github_output"
+    output.write_text("")
+    runner = tmp_path / "runner"
+    runner.mkdir(exist_ok=True)
+    env = {
+        **os.environ,
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+        "RUNNER_TEMP": str(runner),
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(runner / "summary.md"),
+        "GITHUB_EVENT_NAME": "schedule",
+        "SCOPE": scope,
+        "BASE_REF": "",
+    }
+    proc = subprocess.run(
+        ["bash", "-e", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=300
+    )
+    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    return proc, outputs
+
+
+def _tree_of_jobs(root: Path, n: int) -> Path:
+    """A Megatron-LM-like tree (no config: the built-in defaults) with ``n`` jobs, two per case."""
+    cases = root / "tests" / "functional_tests" / "test_cases" / "gpt"
+    for i in range(n // 2):
+        case = cases / f"gpt3_case_{i:04d}_tp1_pp2_resume_torch_dist_dist_optimizer"
+        case.mkdir(parents=True)
+        for name in ("golden_values_dev_dgx_h100.json", "golden_values_lts_dgx_a100.json"):
+            (case / name).write_text('{"lm loss": {}}')
+    return root
+
+
+def test_the_shipped_workflow_runs_1024_jobs_and_stops_a_larger_plan_with_a_split_that_fits(
+    tmp_path: Path,
+) -> None:
+    work = _tree_of_jobs(tmp_path / "repo", 1024)
+    proc, outputs = _github_plan_step(tmp_path, work)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        "ci-golden matrix: 1024 jobs from 512 of 512 test cases in 4 of 4 matrices"
+    )
+    plan = json.loads((work / "ci-golden-plan" / "matrix.json").read_text())["include"]
+    wf = _load(REPO / ".github/workflows/golden-tests.yml")
+    declared = wf["jobs"]["plan"]["outputs"]
+    got = []
+    size = 0
+    for k in range(1, len(RUN_JOBS) + 1):
+        text = outputs[declared[f"matrix_{k}"].split(".")[-1].rstrip(" }")]
+        entries = json.loads(text)["include"]
+        assert len(entries) == int(outputs[f"matrix_{k}_count"]) == 256
+        got += entries
+        size += 2 * len(text)
+    assert size < 1024 * 1024  # GitHub's job outputs, counted as UTF-16
+    assert [e["id"] for e in got] == [e["id"] for e in plan]
+    assert outputs["matrix_count"] == "1024"
+    wide = _tree_of_jobs(tmp_path / "wide", 1026)
+    proc, outputs = _github_plan_step(tmp_path, wide)
+    assert proc.returncode == 2 and outputs == {}
+    assert proc.stderr.splitlines()[0] == (
+        "ci-golden matrix: error: 1026 jobs exceed 4 matrices of 256 jobs (--chunks 4); "
+        "run them in parts: --shard K/2 for K = 1..2 (at most 513 jobs each), "
+        "or one --platform at a time (dgx_a100: 513, dgx_h100: 513)"
+    )
+
+
+def test_a_1024_job_gitlab_child_pipeline_passes_the_gitlab_schema(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    work = _tree_of_jobs(tmp_path / "repo", 1024)
+    out = tmp_path / "child.yml"
+    r = cli("matrix", "--ci", "gitlab", "--output", out, cwd=work)
+    assert r.returncode == 0, r.stderr
+    doc = _load(out)
+    assert len([k for k, v in doc.items() if isinstance(v, dict) and v.get("stage") == "golden"])
+    assert (
+        sum(1 for v in doc.values() if isinstance(v, dict) and v.get("stage") == "golden") == 1024
+    )
+    _ok(check_jsonschema("vendor.gitlab-ci", out))
 
 
 def _step(job: dict[str, t.Any], name: str) -> dict[str, t.Any]:
@@ -241,7 +374,6 @@ def test_the_report_step_reports_a_planned_job_without_a_result(
     (work / "runner").mkdir()
     summary = work / "runner" / "summary.md"
     wf = _load(REPO / ".github/workflows/golden-tests.yml")
-    script = _step(wf["jobs"]["report"], "aggregate")["run"]
     env = {
         **os.environ,
         "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
@@ -249,11 +381,28 @@ def test_the_report_step_reports_a_planned_job_without_a_result(
         "GITHUB_STEP_SUMMARY": str(summary),
         "GITHUB_RUN_ID": "",
         "CI_PIPELINE_ID": "",
+        # what the upload step's artifact-url output gives
+        "HTML_URL": "https://github.com/o/r/actions/runs/7/artifacts/99",
     }
+    html = _step(wf["jobs"]["report"], "html report")["run"]
     proc = subprocess.run(
-        ["bash", "-e", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=120
+        ["bash", "-e", "-c", html], cwd=work, env=env, capture_output=True, text=True, timeout=120
     )
+    assert (proc.returncode, proc.stderr) == (0, "")
+    page = (work / "ci-golden-html" / "report.html").read_text()
+    assert "<title>ci-golden: error (2 jobs)</title>" in page
+    upload = _step(wf["jobs"]["report"], "upload the html report")
+    assert (upload["id"], upload["with"]["path"]) == ("html", "ci-golden-html/report.html")
+    aggregate = _step(wf["jobs"]["report"], "aggregate")
+    assert aggregate["env"] == {"HTML_URL": "${{ steps.html.outputs.artifact-url }}"}
+    proc = subprocess.run(
+        ["bash", "-e", "-c", aggregate["run"]], cwd=work, env=env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr
+    link = "[HTML report with every curve](https://github.com/o/r/actions/runs/7/artifacts/99)"
+    assert link in (work / "report.md").read_text().splitlines()[3]
+    assert json.loads((work / "report.json").read_text())["html_url"] == env["HTML_URL"]
     report = json.loads((work / "report.json").read_text())
     assert report["counts"] == {"error": 1, "pass": 1} and report["notes"] == []
     missing = report["results"][0]

@@ -41,7 +41,7 @@ from ci_golden.goldens.model import dumps_golden, load_golden
 from ci_golden.project.config import load_config
 from ci_golden.report.aggregate import collect_results, load_expected
 from ci_golden.run.collect import collect
-from ci_golden.run.launch import plan_run
+from ci_golden.run.execute import plan, spec_for
 from ci_golden.run.tfevents import masked_crc32c
 from ci_golden.validate.engine import check_case, check_golden_file
 
@@ -293,8 +293,8 @@ def test_model_config(scratch: Scratch, data: bytes) -> None:
     jobs = expect_clean(lambda: case_jobs(case, config))
     expect_clean(lambda: check_case(case, config))
     expect_clean(lambda: resolve_policies(config, case))
-    if jobs:
-        expect_clean(lambda: plan_run(case, root / "out", cwd=root, environ={}))
+    if jobs:  # the commands a runner would run (as `run --dry-run` prints them)
+        expect_clean(lambda: plan(spec_for(case, jobs[0], config, root / "out"), config, {}))
 
 
 @fuzz("policy_file")
@@ -341,7 +341,7 @@ def test_jsonl_metrics(
     scratch: Scratch, lines: list[bytes], interval: int, last: int | None
 ) -> None:
     path = scratch.write("metrics.jsonl", b"\n".join(lines) + b"\n")
-    golden = expect_clean(lambda: collect([path], step_interval=interval, train_iters=last)[0])
+    golden = expect_clean(lambda: collect([path], step_size=interval, train_iters=last)[0])
     if golden is not None:
         json.loads(dumps_golden(golden))
 
@@ -369,7 +369,7 @@ def test_megatron_logs(scratch: Scratch, lines: list[str], interval: int, last: 
     text = "\n".join(lines) + "\n"
     path = scratch.write("stdout.log", text.encode("utf-8", "surrogatepass"))
     golden = expect_clean(
-        lambda: collect([path], fmt="log", step_interval=interval, train_iters=last)[0]
+        lambda: collect([path], fmt="log", step_size=interval, train_iters=last)[0]
     )
     if golden is not None:
         json.loads(dumps_golden(golden))
@@ -447,9 +447,7 @@ EVENT_FILES = st.one_of(
 @given(data=EVENT_FILES, interval=INTERVALS, last=LAST_STEPS)
 def test_event_files(scratch: Scratch, data: bytes, interval: int, last: int | None) -> None:
     path = scratch.write("tb/events.out.tfevents.1.host", data)
-    golden = expect_clean(
-        lambda: collect([path.parent], step_interval=interval, train_iters=last)[0]
-    )
+    golden = expect_clean(lambda: collect([path.parent], step_size=interval, train_iters=last)[0])
     if golden is not None:
         json.loads(dumps_golden(golden))
 

@@ -66,13 +66,15 @@ def test_the_project_config_refuses_the_tolerance(
 @pytest.mark.parametrize(("value", "message"), BAD_TOLERANCES)
 def test_a_case_block_refuses_the_tolerance(tree: Path, value: str, message: str) -> None:
     config = tree / "test_cases/demo/regular/model_config.yaml"
-    config.write_text(config.read_text() + f"  metrics:\n    lm loss: {{rtol: {value}}}\n")
+    text = config.read_text()
+    line = len(text.splitlines()) + 2  # the line of "lm loss" below
+    config.write_text(text + f"  metrics:\n    lm loss: {{rtol: {value}}}\n")
     res = run_cli("validate", cwd=tree)
     assert res.returncode == 1
     where = '$.CI_GOLDEN.metrics["lm loss"].rtol'
     found = message.replace("minimum of 0", "minimum 0")  # validate's own wording
     assert (
-        f"test_cases/demo/regular/model_config.yaml:26: CG141 error: {where}: {found}"
+        f"test_cases/demo/regular/model_config.yaml:{line}: CG141 error: {where}: {found}"
         in res.stdout.splitlines()
     )
     golden = "test_cases/demo/regular/golden_values_dev_cpu.json"

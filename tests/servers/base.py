@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 OPENAPI = Path(__file__).resolve().parent.parent / "openapi"
 
-FaultKind = t.Literal["status", "reset", "slow", "lost"]
+FaultKind = t.Literal["status", "reset", "slow", "lost", "reply", "trickle"]
 
 
 @dataclass
@@ -32,7 +32,11 @@ class Fault:
     kinds: ``status`` answers ``status`` with ``message`` and ``headers`` without doing
     anything; ``reset`` drops the connection (TCP RST) without doing anything; ``slow``
     does the work then waits ``delay`` seconds before answering; ``lost`` does the work and
-    then drops the connection, so the client never learns that it succeeded.
+    then drops the connection, so the client never learns that it succeeded. A hostile forge:
+    ``reply`` answers what ``reply(request)`` returns (redirects, looping pages, malformed
+    answers), unchecked and without doing anything; ``trickle`` does the work and sends the
+    answer one byte every ``delay`` seconds, from its first line (``head``) or after the
+    headers.
     """
 
     kind: FaultKind
@@ -43,6 +47,8 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     times: int = 1
+    reply: t.Callable[[Request], Reply] | None = None
+    head: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (
@@ -370,7 +376,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             api.exchanges.append(Exchange(*record, None, "reset"))
             self._reset()
             return
-        if fault is not None and fault.kind == "status":
+        if fault is not None and fault.kind == "reply":
+            assert fault.reply is not None
+            reply, validate = fault.reply(request), False
+        elif fault is not None and fault.kind == "status":
             reply = Reply(
                 fault.status,
                 {"message": fault.message, "documentation_url": "https://docs.github.com/rest"},
@@ -432,6 +441,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         api.exchanges.append(Exchange(*record, reply.status, fault.kind if fault else None))
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay)
+        if fault is not None and fault.kind == "trickle":
+            self._trickle(reply.status, headers, data, fault)
+            return
         try:
             self.send_response(reply.status)
             for name, value in headers.items():
@@ -442,6 +454,24 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _trickle(self, status: int, headers: dict[str, str], data: bytes, fault: Fault) -> None:
+        """Send the answer a byte at a time, ``fault.delay`` seconds apart, until the client
+        leaves."""
+        lines = [f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        lines += [f"Content-Length: {len(data)}", "", ""]
+        head = "\r\n".join(lines).encode("latin-1")
+        slow = head + data if fault.head else data
+        self.close_connection = True
+        try:
+            if not fault.head:
+                self.wfile.write(head)
+            for i in range(len(slow)):
+                self.wfile.write(slow[i : i + 1])
+                time.sleep(fault.delay)
+        except OSError:  # the client gave up, as it should
+            pass
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = do_TRACE = _handle
 

@@ -3,7 +3,7 @@
     from servers.fixtures import github_api_fixture, gitlab_api_fixture  # noqa: F401
 
 (``tests/`` is on sys.path as pytest's rootdir conftest folder.) The fixtures are named
-``github_api`` and ``gitlab_api``.
+``github_api`` and ``gitlab_api``, and ``other_host`` (another host, for redirects).
 
 Each test gets a fresh server on 127.0.0.1 with empty state. At teardown the fixture fails the
 test if any request or answer did not conform to the OpenAPI description.
@@ -18,6 +18,7 @@ import pytest
 from .base import ApiServer
 from .github_api import GitHubAPIServer
 from .gitlab_api import GitLabAPIServer
+from .hostile import OtherHost
 
 T = t.TypeVar("T", bound=ApiServer)
 
@@ -44,3 +45,10 @@ def gitlab_api_fixture() -> t.Iterator[GitLabAPIServer]:
     ``gitlab_api.url`` is CI_API_V4_URL, ``gitlab_api.token`` the PRIVATE-TOKEN.
     """
     yield from _serve(GitLabAPIServer())
+
+
+@pytest.fixture(name="other_host")
+def other_host_fixture() -> t.Iterator[OtherHost]:
+    """A second server, another host than the forge's: it records every request that reaches it
+    (a redirect must not bring it a token or a request body)."""
+    yield from _serve(OtherHost())

@@ -4,12 +4,13 @@ context from real event payloads, the sticky marker and cutting a report to size
 from __future__ import annotations
 
 import json
+import typing as t
 from pathlib import Path
 
 import pytest
 
 from ci_golden.errors import InputError, UsageError
-from ci_golden.forge import sansio
+from ci_golden.forge import checks, sansio
 from ci_golden.forge.body import cut_markdown, cut_note, load_report, verdict_of
 from ci_golden.forge.context import (
     GITLAB_JOB_TOKEN_MESSAGE,
@@ -20,6 +21,7 @@ from ci_golden.forge.context import (
     gitlab_token,
 )
 from ci_golden.forge.sticky import compose, is_ours, marker
+from ci_golden.project.redact import Redactor
 
 EVENTS = Path(__file__).parents[1] / "data" / "webhook_payloads"
 JSON = {"Content-Type": "application/json; charset=utf-8"}
@@ -118,7 +120,7 @@ def test_read_only_token_is_recognised() -> None:
 
 
 def test_decode_redacts_the_message() -> None:
-    redact = sansio.Redactor(["ghs_secret123"])
+    redact = Redactor(["ghs_secret123"])
     body = b'{"message": "token ghs_secret123 is invalid"}'
     with pytest.raises(sansio.ForbiddenError) as info:
         sansio.decode_response(401, JSON, body, url="https://api/x?t=ghs_secret123", redact=redact)
@@ -182,14 +184,11 @@ def test_retry_policy_from_environ() -> None:
         {"CI_GOLDEN_HTTP_ATTEMPTS": "3", "CI_GOLDEN_HTTP_TIMEOUT": "2.5"}
     )
     assert policy == sansio.RetryPolicy(attempts=3, timeout=2.5, deadline=300.0, backoff=1.0)
-    with pytest.raises(UsageError, match=r"^CI_GOLDEN_HTTP_DEADLINE='soon' is not a number$"):
+    with pytest.raises(UsageError) as info:
         sansio.RetryPolicy.from_environ({"CI_GOLDEN_HTTP_DEADLINE": "soon"})
-
-
-def test_redactor_longest_first() -> None:
-    redact = sansio.Redactor(["abcd1234", "abcd1234efgh"])
-    assert redact("x abcd1234efgh y abcd1234") == "x *** y ***"
-    assert sansio.Redactor(["abc"])("abc") == "abc"  # too short to be a token
+    assert str(info.value) == (
+        "CI_GOLDEN_HTTP_DEADLINE='soon': expected a finite number of seconds, more than 0"
+    )
 
 
 # -- context from CI variables and real event payloads ---------------------------------------------
@@ -401,3 +400,189 @@ def test_long_report_is_cut_to_the_limit(tmp_path: Path) -> None:
     assert (text.verdict, text.cut, text.regressed) == ("fail", True, True)
     assert len(text.markdown) <= 65_000
     assert "Cut to fit GitHub's 65,000-character limit" in text.markdown
+
+
+# -- what the forge and the CI variables give is checked -------------------------------------------
+
+
+def test_printable_escapes_control_format_and_surrogate_characters() -> None:
+    assert checks.printable("ok \x1b[2J\n::error::x\u202e\ud800 é") == (
+        "ok \\x1b[2J\\n::error::x\\u202e\\ud800 é"
+    )
+    assert checks.printable("x" * 400) == "x" * 300 + "..."
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1", 1), ("2147483647", 2147483647), ("2147483648", None), ("0", None), ("05", None),
+     ("-5", None), ("+5", None), ("5 ", None), ("٣", None), ("1.5", None), ("1e3", None),
+     ("", None), ("9" * 5000, None)],
+)  # fmt: skip
+def test_positive_int_takes_ascii_digits_only(text: str, value: int | None) -> None:
+    assert checks.positive_int(text, checks.NUMBER_MAX) == value
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"id": 7}, None),
+        ({"id": 2**40}, None),
+        ([], "the forge answered a comment that is not an object"),
+        ({}, 'the forge answered a comment without an "id"'),
+        ({"id": None}, 'the forge answered a comment whose "id" is null, not a positive integer'),
+        ({"id": 1.0}, 'the forge answered a comment whose "id" is 1.0, not a positive integer'),
+        ({"id": False}, 'the forge answered a comment whose "id" is false, not a positive integer'),
+        ({"id": 0}, 'the forge answered a comment whose "id" is 0, not a positive integer'),
+        ({"id": {"a": 1}}, 'the forge answered a comment whose "id" is an object, not a positive'
+         " integer"),
+    ],
+)  # fmt: skip
+def test_require_id(item: object, message: str | None) -> None:
+    if message is None:
+        assert checks.require_id(item, "a comment") == item["id"]  # type: ignore[index]
+        return
+    with pytest.raises(checks.MalformedAnswerError) as info:
+        checks.require_id(item, "a comment")
+    assert str(info.value) == message
+
+
+def test_a_2xx_answer_that_is_not_json_is_malformed() -> None:
+    with pytest.raises(checks.MalformedAnswerError) as info:
+        sansio.decode_response(
+            200, {"Content-Type": "text/html"}, b"<html>", url="https://api/x", method="GET"
+        )
+    assert str(info.value) == "GET https://api/x: the answer is not JSON (content type text/html)"
+    with pytest.raises(sansio.ServerError, match="not valid JSON"):
+        sansio.decode_response(200, JSON, b"[" * 100_000)
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"CI_GOLDEN_HTTP_BACKOFF": "0"}, sansio.RetryPolicy(backoff=0.0)),
+        ({"CI_GOLDEN_HTTP_TIMEOUT": "2.5", "CI_GOLDEN_HTTP_ATTEMPTS": "100"},
+         sansio.RetryPolicy(timeout=2.5, attempts=100)),
+        ({"CI_GOLDEN_HTTP_MAX_BYTES": "1000", "CI_GOLDEN_HTTP_DEADLINE": "1e3"},
+         sansio.RetryPolicy(max_bytes=1000, deadline=1000.0)),
+        ({"CI_GOLDEN_HTTP_BACKOFF": "NaN"}, "CI_GOLDEN_HTTP_BACKOFF='NaN': expected a finite"
+         " number of seconds, 0 or more"),
+        ({"CI_GOLDEN_HTTP_DEADLINE": "-0.5"}, "CI_GOLDEN_HTTP_DEADLINE='-0.5': expected a finite"
+         " number of seconds, more than 0"),
+        ({"CI_GOLDEN_HTTP_TIMEOUT": "Infinity"}, "CI_GOLDEN_HTTP_TIMEOUT='Infinity': expected a"
+         " finite number of seconds, more than 0"),
+        ({"CI_GOLDEN_HTTP_ATTEMPTS": "101"}, "CI_GOLDEN_HTTP_ATTEMPTS='101': expected a whole"
+         " number from 1 to 100"),
+        ({"CI_GOLDEN_HTTP_ATTEMPTS": "2.0"}, "CI_GOLDEN_HTTP_ATTEMPTS='2.0': expected a whole"
+         " number from 1 to 100"),
+    ],
+)  # fmt: skip
+def test_retry_policy_values_are_finite_and_in_range(
+    environ: dict[str, str], expected: sansio.RetryPolicy | str
+) -> None:
+    if isinstance(expected, sansio.RetryPolicy):
+        assert sansio.RetryPolicy.from_environ(environ) == expected
+        return
+    with pytest.raises(UsageError) as info:
+        sansio.RetryPolicy.from_environ(environ)
+    assert str(info.value) == expected
+
+
+@pytest.mark.parametrize("token", ["ok-token-123", "ghp_" + "a" * 36])
+def test_tokens_that_a_header_can_carry(token: str) -> None:
+    assert github_token({"GITHUB_TOKEN": token}) == token
+
+
+@pytest.mark.parametrize("token", ["tok en", "token\n", "\ttoken", "tök", "tok\x00en", "tok\x7f"])
+def test_tokens_with_whitespace_or_control_characters(token: str) -> None:
+    with pytest.raises(UsageError) as info:
+        gitlab_token({"CI_GOLDEN_GITLAB_TOKEN": token})
+    assert str(info.value) == (
+        "CI_GOLDEN_GITLAB_TOKEN holds whitespace, a control character or a character outside "
+        "ASCII, which no token has; set it again without them (its value is not shown)"
+    )
+    with pytest.raises(UsageError, match=r"^the token holds whitespace"):
+        sansio.build_headers("gitlab", token)
+
+
+def test_merge_queue_ref_takes_ascii_digits_only(tmp_path: Path) -> None:
+    payload = json.loads((EVENTS / "merge_group.checks_requested.json").read_text())
+    payload["merge_group"]["head_ref"] = "refs/heads/gh-readonly-queue/main/pr-١٠٤-" + "a" * 40
+    (tmp_path / "event.json").write_text(json.dumps(payload))
+    event = str(tmp_path / "event.json")
+    env = {
+        **github_env("merge_group.checks_requested.json", "merge_group"),
+        "GITHUB_REPOSITORY": "o/r",
+        "GITHUB_EVENT_PATH": event,
+    }
+    ctx = github_context(env)
+    assert (ctx.number, ctx.reason) == (None, "the merge_group event names no pull request")
+
+
+def test_workflow_run_pull_request_numbers_are_checked(tmp_path: Path) -> None:
+    payload = json.loads((EVENTS / "workflow_run.completed.with_pull_request.json").read_text())
+    payload["workflow_run"]["pull_requests"][0]["number"] = "2"
+    (tmp_path / "event.json").write_text(json.dumps(payload))
+    event = str(tmp_path / "event.json")
+    env = {
+        **github_env("workflow_run.completed.json", "workflow_run"),
+        "GITHUB_REPOSITORY": "o/r",
+        "GITHUB_EVENT_PATH": event,
+    }
+    with pytest.raises(InputError) as info:
+        github_context(env)
+    assert str(info.value) == (
+        f"{tmp_path / 'event.json'}::$.workflow_run.pull_requests[0].number: expected a pull"
+        ' request number (a positive integer, at most 2147483647), got "2"'
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "url", "message"),
+    [
+        ("GITHUB_API_URL", "file:///etc/passwd", "GITHUB_API_URL='file:///etc/passwd' is not an"
+         " http(s) URL"),
+        ("CI_API_V4_URL", "ftp://u:hunter22@h/api", "CI_API_V4_URL='ftp://u:***@h/api' is not"
+         " an http(s) URL"),
+    ],
+)  # fmt: skip
+def test_api_urls_are_http(name: str, url: str, message: str) -> None:
+    from ci_golden.forge.context import api_url
+
+    with pytest.raises(UsageError) as info:
+        api_url("github" if name.startswith("GITHUB") else "gitlab", {name: url})
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p: p["pull_request"]["head"].update(sha="../../x"),
+         '$.pull_request.head.sha: expected a commit id, got "../../x"'),
+        (lambda p: p["pull_request"]["head"].update(sha=7),
+         "$.pull_request.head.sha: expected a string, got 7"),
+        (lambda p: p["pull_request"].update(head={"sha": "\ud800"}),
+         '$.pull_request.head.sha: expected a commit id, got "\\ud800"'),
+    ],
+)  # fmt: skip
+def test_payload_commit_ids_are_checked(
+    tmp_path: Path, change: t.Callable[[dict[str, t.Any]], None], message: str
+) -> None:
+    payload = json.loads((EVENTS / "pull_request.opened.json").read_text())
+    change(payload)
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(payload))
+    env = {
+        **github_env("pull_request.opened.json", "pull_request"),
+        "GITHUB_EVENT_PATH": str(event),
+    }
+    with pytest.raises(InputError) as info:
+        github_context({**env, "GITHUB_REPOSITORY": "o/r"})
+    assert str(info.value) == f"{event}::{message}"
+
+
+def test_a_payload_nested_too_deeply(tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InputError) as info:
+        github_context({"GITHUB_REPOSITORY": "o/r", "GITHUB_EVENT_PATH": str(event)})
+    assert str(info.value) == f"{event}: the GitHub event payload is nested too deeply"

@@ -209,7 +209,7 @@ def test_retry_after_and_reset_are_honoured_exactly(github_api: GitHubAPIServer)
     )
     github_api.inject("status", method="GET", status=502, message="Bad Gateway")
     c = client(github_api, sleeps, backoff=0.25)
-    assert list(c.paginate(f"repos/{OWNER}/{NAME}/issues/2/comments")) == []
+    assert list(c.pages(f"repos/{OWNER}/{NAME}/issues/2/comments")) == [[]]
     assert sleeps[0] == 7.0
     assert 18.0 <= sleeps[1] <= 21.0  # until the reset, plus a second
     assert 0.5 * 0.25 * 4 <= sleeps[2] <= 0.25 * 4  # third attempt: backoff * 2**2 with jitter
@@ -237,7 +237,8 @@ def test_download_keeps_the_token_on_the_api_host(github_api: GitHubAPIServer) -
 def test_gitlab_job_artifacts(gitlab_api: GitLabAPIServer) -> None:
     jid = gitlab_api.add_job("group/project", 3, "golden dev", artifacts=b"PK\x03\x04zz")
     c = client(gitlab_api)
-    assert [j["id"] for j in c.paginate("projects/group%2Fproject/pipelines/3/jobs")] == [jid]
+    [page] = c.pages("projects/group%2Fproject/pipelines/3/jobs")
+    assert [j["id"] for j in page] == [jid]
     assert c.download(f"projects/group%2Fproject/jobs/{jid}/artifacts") == b"PK\x03\x04zz"
     with pytest.raises(NotFoundError, match=r"HTTP 404: 404 Not found$"):
         c.download("projects/group%2Fproject/jobs/999/artifacts")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import typing as t
 from collections import Counter
@@ -15,7 +16,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ci_golden.errors import UsageError
+from ci_golden.errors import ConfigError, UsageError
 from ci_golden.goldens.discover import discover, unreferenced_goldens
 from ci_golden.plan import emit
 from ci_golden.plan.select import (
@@ -314,7 +315,7 @@ def repo(project: Path) -> Path:
 
 
 def test_changed_since_selects_changed_cases_only(repo: Path, cli: t.Callable[..., t.Any]) -> None:
-    (repo / "test_cases/model/alpha/model_config.yaml").write_text("TEST_TYPE: changed\n")
+    (repo / "test_cases/model/alpha/model_config.yaml").write_text("TEST_TYPE: ckpt-resume\n")
     git(repo, "commit", "-qam", "change alpha")
     (repo / "test_cases/other/alpha/notes.txt").write_text("untracked\n")
     r = cli("matrix", "--ci", "github", "--changed-since", "main", "--explain", cwd=repo)
@@ -335,7 +336,9 @@ def test_changed_since_selects_changed_cases_only(repo: Path, cli: t.Callable[..
     ]
 
 
-def test_changed_since_global_path_selects_all_and_unrelated_selects_none(repo: Path) -> None:
+def test_changed_since_global_path_selects_all_and_documentation_selects_none(
+    repo: Path,
+) -> None:
     config = load_config(cwd=repo)
     from ci_golden.plan.select import changed_paths
 
@@ -356,6 +359,231 @@ def test_changed_since_global_path_selects_all_and_unrelated_selects_none(repo: 
     assert (
         dict(every.selected)["other/alpha"]
         == "scope mr; global path 'src/**' changed since main (src/train.py)"
+    )
+
+
+def test_a_change_outside_the_test_case_root_selects_every_case_unless_ignored(
+    repo: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    """A regression tool's default must never be "test nothing": code the cases run lives
+    outside the test-case root. Documentation (ignore_paths) selects nothing."""
+    (repo / "docs").mkdir()
+    (repo / "docs/guide.txt").write_text("how to\n")
+    (repo / "test_cases/NOTES.md").write_text("inside the root, in no case folder\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "docs")
+    r = cli("matrix", "--ci", "github", "--changed-since", "main", "--explain", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"include": []}
+    assert r.stderr.splitlines()[-1] == (
+        "ci-golden matrix: 0 jobs from 0 of 5 test cases "
+        "(none of the 5 test cases has a selected job: 4 unchanged; 1 not in scope mr)"
+    )
+    (repo / "tools").mkdir()
+    (repo / "tools/launch.sh").write_text("torchrun\n")
+    (repo / "model.py").write_text("x = 1\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "code")
+    r = cli("matrix", "--ci", "github", "--changed-since", "main", "--explain", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["include"]) == 4
+    reason = (
+        "model.py and 1 more changed since main: outside the test-case root and not in ignore_paths"
+    )
+    assert r.stderr.splitlines()[:3] == [
+        f"select demo/cpu_case: scope mr; {reason}",
+        f"select model/alpha: scope mr; {reason}",
+        f"select other/alpha: scope mr; {reason}",
+    ]
+    config = (repo / "ci_golden.yaml").read_text() + "ignore_paths: ['tools/**', '*.py']\n"
+    (repo / "ci_golden.yaml").write_text(config)
+    git(repo, "commit", "-qam", "ignore tools")
+    git(repo, "checkout", "-qb", "later")
+    (repo / "tools/launch.sh").write_text("srun\n")
+    git(repo, "commit", "-qam", "tools again")
+    r = cli("matrix", "--ci", "github", "--changed-since", "topic", cwd=repo)
+    assert (r.returncode, json.loads(r.stdout)) == (0, {"include": []})
+
+
+def test_list_takes_the_selection_options_of_matrix(
+    repo: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    """`list --format json --scope S` shows exactly the jobs `matrix --scope S` plans; without
+    --scope it lists every scope, and cases without a job too."""
+    for args in (
+        ["--scope", "mr"],
+        ["--scope", "nightly"],
+        ["--scope", "mr", "--platform", "a100"],
+        ["--scope", "nightly", "--case", "model/*", "--environment", "dev"],
+    ):
+        listed = cli("list", "--format", "json", *args, cwd=repo)
+        planned = cli("matrix", "--ci", "github", *args, cwd=repo)
+        assert listed.returncode == planned.returncode == 0, listed.stderr + planned.stderr
+        jobs = [
+            (c["case"], j["environment"], j["platform"], j["golden"])
+            for c in json.loads(listed.stdout)["cases"]
+            for j in c["jobs"]
+        ]
+        entries = json.loads(planned.stdout)["include"]
+        assert jobs == [
+            (
+                e["case"],
+                e["environment"],
+                e["platform"],
+                e["golden"].removeprefix("test_cases/"),
+            )
+            for e in entries
+        ], args
+    everything = cli("list", cwd=repo)
+    assert everything.stdout.splitlines() == [
+        "demo/cpu_case",
+        "  dev      cpu          golden_values_dev_cpu.json",
+        "empty",
+        "  (no job: no golden resolves for any environment and platform)",
+        "model/alpha",
+        "  dev      h100         golden_values_dev_h100.json",
+        "  lts      a100         golden_values_lts.json",
+        "model/beta",
+        "  dev      h100         golden_values.json",
+        "  dev      a100         golden_values.json",
+        "  lts      a100         golden_values.json",
+        "other/alpha",
+        "  dev      a100         golden_values_dev_a100.json",
+        "5 cases, 7 jobs",
+    ]
+    (repo / "test_cases/other/alpha/golden_values_dev_a100.json").write_text("{ }")
+    changed = cli("list", "--changed-since", "main", "--explain", cwd=repo)
+    assert changed.stdout.splitlines() == [
+        "other/alpha",
+        "  dev      a100         golden_values_dev_a100.json",
+        "1 cases, 1 jobs; 4 not selected (--explain says why)",
+    ]
+    assert changed.stderr.splitlines()[0] == (
+        "select other/alpha: every scope; changed since main: "
+        "test_cases/other/alpha/golden_values_dev_a100.json"
+    )
+
+
+JOBS_CASE = """\
+CI_GOLDEN:
+  scope: mr
+  jobs:
+    - {environment: dev, platform: h100, scope: [mr, L2]}
+    - {environment: dev, platform: a100, scope: nightly, nodes: 2, gpus: 2}
+    - {environment: lts, platform: a100}
+"""
+
+
+def test_jobs_listed_in_ci_golden_run_in_their_own_scopes_with_their_own_sizes(
+    tmp_path: Path,
+) -> None:
+    config = CONFIG.replace(
+        "scopes: [mr, nightly]", "scopes: [mr, L2]\nscope_aliases: {nightly: L2}"
+    )
+    cases = {
+        "m/listed": {
+            "golden_values_dev_h100.json": "{}",
+            "golden_values_dev_a100.json": "{}",
+            "golden_values.json": "{}",
+            "model_config.yaml": JOBS_CASE,
+        },
+        "m/plain": {"golden_values_dev_h100.json": "{}", "model_config.yaml": "{}\n"},
+    }
+    project = make_project(tmp_path / "p", config, cases)
+    mr = _select(project, scope="mr")
+    assert [(j.case, j.environment, j.platform, j.nodes, j.gpus) for j in mr.jobs] == [
+        ("m/listed", "dev", "h100", 1, 8),
+        ("m/listed", "lts", "a100", 1, 4),
+        ("m/plain", "dev", "h100", 1, 8),
+    ]
+    for scope in ("L2", "nightly"):
+        sel = _select(project, scope=scope)
+        assert [(j.environment, j.platform, j.nodes, j.gpus) for j in sel.jobs] == [
+            ("dev", "h100", 1, 8),
+            ("dev", "a100", 2, 2),
+        ]
+        assert dict(sel.skipped)["m/plain"] == "not in scope L2: its scopes are mr"
+    assert dict(_select(project, scope="nightly").selected)["m/listed"] == "scope L2 (nightly)"
+    entries = json.loads(emit.render_github(_select(project, scope="L2")))["include"]
+    assert [(e["nodes"], e["gpus"]) for e in entries] == [(1, 8), (2, 2)]
+    every = _select(project, any_scope=True)
+    assert len(every.jobs) == 4
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        (
+            "  jobs: [{environment: lts, platform: h100}]\n",
+            "CI_GOLDEN.jobs[0]: environment 'lts' does not run on platform 'h100' (its "
+            "platforms: a100); add the platform to the environment in the project config",
+        ),
+        (
+            "  jobs: [{environment: dev, platform: h100}, {environment: dev, platform: h100}]\n",
+            "CI_GOLDEN.jobs[1]: dev/h100 is listed again (first as jobs[0]); give each "
+            "environment and platform once, with all its scopes",
+        ),
+        (
+            "  jobs: [{environment: dev, platform: h100, scope: nighly}]\n",
+            "CI_GOLDEN.jobs[0]: unknown scope 'nighly' (did you mean 'nightly'?)",
+        ),
+        (
+            "  platforms: [h100]\n  jobs: [{environment: dev, platform: h100}]\n",
+            "CI_GOLDEN gives jobs and platforms or environments: keep jobs alone",
+        ),
+    ],
+)
+def test_bad_ci_golden_jobs_exit_2_naming_the_entry(
+    tmp_path: Path, cli: t.Callable[..., t.Any], block: str, message: str
+) -> None:
+    cases = {"m/c": {"golden_values.json": "{}", "model_config.yaml": "CI_GOLDEN:\n" + block}}
+    project = make_project(tmp_path / "p", CONFIG, cases)
+    r = cli("matrix", "--ci", "github", cwd=project)
+    where = project / "test_cases/m/c/model_config.yaml"
+    assert (r.returncode, r.stdout, r.stderr) == (
+        2,
+        "",
+        f"ci-golden matrix: error: {where}: {message}\n",
+    )
+
+
+def test_chunked_github_output_and_a_run_reading_its_job_from_the_plan(
+    project: Path, tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    out = tmp_path / "github_output"
+    plan = tmp_path / "plan" / "matrix.json"
+    r = cli("matrix", "--ci", "github", "--github-output", "matrix", "--chunks", "3",
+            "--output", plan, cwd=project, env={"GITHUB_OUTPUT": str(out)})  # fmt: skip
+    assert (r.returncode, r.stdout) == (0, "")
+    assert r.stderr == "ci-golden matrix: 4 jobs from 3 of 5 test cases in 1 of 3 matrices\n"
+    outputs = dict(line.split("=", 1) for line in out.read_text().splitlines())
+    entries = json.loads(plan.read_text())["include"]
+    assert json.loads(outputs["matrix_1"])["include"] == [
+        {"id": e["id"], "name": e["name"], "runs-on": e["runs-on"]} for e in entries
+    ]
+    assert (outputs["matrix_2"], outputs["matrix_3"]) == ('{"include":[]}', '{"include":[]}')
+    assert [outputs[f"matrix_{k}_count"] for k in (1, 2, 3)] == ["4", "0", "0"]
+    assert outputs["matrix_count"] == "4"
+    cpu = next(e for e in entries if e["platform"] == "cpu")
+    (project / "test_cases/demo/cpu_case/model_config.yaml").write_text(
+        "CI_GOLDEN:\n  platforms: [cpu]\n  command: [python, src/train.py]\n"
+    )
+    r = cli("run", "--job", plan, "--job-id", cpu["id"], "--dry-run", cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("# demo/cpu_case (dev, cpu): ")
+    r = cli("run", "--job", plan, "--job-id", "demo__cpu_case__dev__cpx", "--dry-run",
+            cwd=project)  # fmt: skip
+    assert (r.returncode, r.stderr) == (
+        2,
+        f"ci-golden run: error: {plan}::$: no job 'demo__cpu_case__dev__cpx' in the matrix "
+        "(did you mean 'demo__cpu_case__dev__cpu'?)\n",
+    )
+    r = cli("matrix", "--ci", "github", "--github-output", "m", "--chunks", "2", cwd=project,
+            env={"GITHUB_OUTPUT": str(out)})  # fmt: skip
+    assert (r.returncode, r.stderr) == (
+        2,
+        "ci-golden matrix: error: --chunks needs --github-output NAME and --output FILE "
+        "(the run jobs read the whole entry of their job from that file)\n",
     )
 
 
@@ -521,10 +749,18 @@ def test_gitlab_child_pipeline_jobs(project: Path, cli: t.Callable[..., t.Any]) 
     assert "tags" not in doc["cpu_case dev cpu"]
     report = doc["ci-golden report"]
     assert report["when"] == "always" and report["stage"] == "report"
-    assert (
+    link = '${CI_JOB_URL:+--html-url "$CI_JOB_URL/artifacts/file/report.html"}'
+    assert report["script"][1:5] == [
+        "status=0",
+        "ci-golden report ci-golden-out --expect ci-golden-expect.json --format html"
+        " --out report.html || true",
+        "ci-golden report ci-golden-out --expect ci-golden-expect.json --format markdown"
+        f" --out report.md {link} || status=$?",
         "ci-golden report ci-golden-out --expect ci-golden-expect.json --format json"
-        " --out report.json || true" in report["script"]
-    )
+        f" --out report.json {link} || true",
+    ]
+    assert report["artifacts"]["expose_as"] == "ci-golden report"
+    assert report["artifacts"]["paths"] == ["report.html", "report.md", "report.json", "report.xml"]
 
 
 def test_gitlab_empty_pipeline_says_why(project: Path, cli: t.Callable[..., t.Any]) -> None:
@@ -561,16 +797,19 @@ def test_limits_fail_with_the_fix_never_a_truncated_list() -> None:
             Selection(tuple(_job(i, platform="h100" if i % 2 else "a100") for i in range(300)))
         )
     assert str(e.value) == (
-        "300 jobs exceed GitHub's limit of 256 jobs per matrix; split it into several matrix jobs, "
-        "one per --platform (a100: 150, h100: 150), or with --shard K/2 for K = 1..2"
+        "300 jobs exceed GitHub's limit of 256 jobs per matrix; run them in parts: --shard K/2 "
+        "for K = 1..2 (at most 150 jobs each), or one --platform at a time (a100: 150, h100: 150)"
     )
     assert len(emit.render_github(Selection(tuple(_job(i) for i in range(256))))) > 0
-    with pytest.raises(
-        UsageError,
-        match=r"^the matrix is 1\d{6} bytes, over GitHub's job-output limit of 1048576 bytes; "
-        r"split it with --platform or --shard K/N$",
-    ):
-        emit.render_github(Selection(tuple(_job(i, golden="g" * 5000) for i in range(220))))
+    with pytest.raises(UsageError) as e:
+        emit.render_github(Selection(tuple(_job(i, golden="g" * 3000) for i in range(180))))
+    assert re.fullmatch(
+        r"the matrix takes 1\d{6} bytes \(as UTF-16\), over GitHub's job-output limit of "
+        r"1048576 bytes; write it with --chunks N \(the outputs then hold only id, name, "
+        r"runs-on of each job\) or run them in parts: --shard K/2 for K = 1\.\.2 \(at most 90 "
+        r"jobs each\), or one --platform at a time \(h100: 180\)",
+        str(e.value),
+    )
     with pytest.raises(
         UsageError,
         match=r"^platform 'h100' has no GitHub runner labels; "
@@ -587,9 +826,55 @@ def test_limits_fail_with_the_fix_never_a_truncated_list() -> None:
     with pytest.raises(
         UsageError,
         match=r"^the child pipeline is \d+ bytes, over GitLab's limit of 5242880; "
-        r"split it with --platform \(h100: 1500\) or --shard K/N$",
+        r"run them in parts: --shard K/2 for K = 1\.\.2 \(at most 750 jobs each\), "
+        r"or one --platform at a time \(h100: 1500\)$",
     ):
         emit.render_gitlab(Selection(tuple(_job(i, id=f"{i}" + "x" * 1000) for i in range(1500))))
+
+
+def test_the_shard_hint_counts_the_whole_selection_so_the_parts_it_names_fit() -> None:
+    """The corpus's 521 jobs with --shard 1/2 leave 261 in the shard: the hint must not say
+    --shard K/2 again, since it is the shard count that is too small."""
+    shard = Selection(tuple(_job(i) for i in range(261)), total=521, shard=(1, 2))
+    with pytest.raises(UsageError) as e:
+        emit.render_github(shard)
+    assert str(e.value) == (
+        "261 jobs exceed GitHub's limit of 256 jobs per matrix; run them in parts: --shard K/3 "
+        "for K = 1..3 (at most 174 jobs each) instead of --shard 1/2"
+    )
+    whole = Selection(tuple(_job(i) for i in range(521)))
+    parts = [Selection(whole.jobs[k - 1 :: 3], total=521, shard=(k, 3)) for k in (1, 2, 3)]
+    assert [len(json.loads(emit.render_github(p))["include"]) for p in parts] == [174, 174, 173]
+
+
+def test_chunks_hold_every_job_in_matrices_of_at_most_256() -> None:
+    jobs = tuple(_job(i, platform="h100" if i % 3 else "a100") for i in range(600))
+    chunks = emit.matrix_chunks(Selection(jobs), 4)
+    assert [n for _, n in chunks] == [256, 256, 88, 0]
+    entries = [e for text, _ in chunks for e in json.loads(text)["include"]]
+    assert entries == [{"id": j.id, "name": j.name, "runs-on": list(j.runs_on)} for j in jobs]
+    assert chunks[3][0] == '{"include":[]}'
+    lines = emit.github_chunk_lines("matrix", chunks).splitlines()
+    assert [line.split("=", 1)[0] for line in lines] == [
+        "matrix_1", "matrix_1_count", "matrix_2", "matrix_2_count", "matrix_3", "matrix_3_count",
+        "matrix_4", "matrix_4_count", "matrix_count",
+    ]  # fmt: skip
+    assert [*lines[1::2], lines[-1]] == [
+        "matrix_1_count=256", "matrix_2_count=256", "matrix_3_count=88", "matrix_4_count=0",
+        "matrix_count=600",
+    ]  # fmt: skip
+    full = json.loads(emit.render_github(Selection(jobs), chunks=4))["include"]
+    assert full == [j.entry() for j in jobs]
+    full_house = Selection(tuple(_job(i) for i in range(1024)))
+    assert [n for _, n in emit.matrix_chunks(full_house, 4)] == [256, 256, 256, 256]
+    with pytest.raises(UsageError) as e:
+        emit.matrix_chunks(Selection(jobs * 2), 4)
+    assert str(e.value) == (
+        "1200 jobs exceed 4 matrices of 256 jobs (--chunks 4); run them in parts: --shard K/2 "
+        "for K = 1..2 (at most 600 jobs each), or one --platform at a time (a100: 400, h100: 800)"
+    )
+    with pytest.raises(UsageError, match=r"^the 4 matrices take 1\d{6} bytes \(as UTF-16\)"):
+        emit.matrix_chunks(Selection(tuple(_job(i, name="n" * 1200) for i in range(600))), 4)
 
 
 def test_output_is_byte_identical_across_processes(
@@ -661,3 +946,27 @@ def test_corpus_matrix_has_exactly_the_resolvable_jobs(
     assert not goldens & unreferenced
     all_goldens = {(c.path / g).resolve() for c in suite.cases for g in c.golden_files}
     assert goldens <= all_goldens
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "value", "known"),
+    [
+        ("TEST_TYPE: frozen-reload  # a typo", "TEST_TYPE", "frozen-reload",
+         "regular, ckpt-resume, frozen-resume, frozen-start, checkpoint-consistency, release"),
+        ('MODE: "serving"', "MODE", "serving", "pretraining, inference, rl"),
+        ("TEST_EVALUATION: xfail", "TEST_EVALUATION", "xfail", "pass, xpass"),
+    ],
+)  # fmt: skip
+def test_a_test_kind_run_ci_test_sh_does_not_know_is_never_planned(
+    tmp_path: Path, line: str, key: str, value: str, known: str
+) -> None:
+    cases = {**CASES, "model/alpha": {**CASES["model/alpha"], "model_config.yaml": line + "\n"}}
+    project = make_project(tmp_path / "proj", cases=cases)
+    with pytest.raises(ConfigError) as e:
+        _select(project)
+    config = project / "test_cases" / "model" / "alpha" / "model_config.yaml"
+    assert str(e.value) == (
+        f"{config}::$.{key}: {key} {value!r} is not one Megatron-LM's run_ci_test.sh knows "
+        f"(known: {known}); refusing to plan a job that cannot run"
+    )
+    assert _keys(_select(project, cases=("other/*",)))  # a selection without it plans

@@ -10,6 +10,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from conftest import CORPUS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +18,6 @@ from ci_golden.project.yamlio import load_yaml
 from ci_golden.validate.fast import golden_ok, model_config_ok, schema_validator
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT.parent / "shared" / "megatron_corpus" / "test_cases"
 BUNDLED = ROOT / "test_cases"
 STEPS_KEPT = 6  # long step maps add time, not cases: the checks treat every step alike
 

@@ -1,0 +1,1 @@
+"""Test helpers that are not fixtures of one module: a throwaway Slurm cluster."""
