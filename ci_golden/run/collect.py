@@ -198,6 +198,12 @@ def _metric_name(key: str, path: Path, number: int) -> str:
     return key
 
 
+def _shown(name: str) -> str:
+    """A metric name from a file, for a one-line message: quoted and escaped when it holds a line
+    break or another character that does not print."""
+    return name if name.isprintable() else json.dumps(name)
+
+
 def read_jsonl(path: Path) -> Collected:
     """One JSON object per line with a ``step`` (or ``iteration``) and metric values.
 
@@ -392,7 +398,7 @@ def collect(
         raise InputError(
             where,
             f"none of the metrics {wanted} was logged on the step grid "
-            f"(found: {', '.join(sorted(merged.series))})",
+            f"(found: {', '.join(map(_shown, sorted(merged.series)))})",
         )
     return values, merged.notes
 

@@ -20,7 +20,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ci_golden.errors import InputError
+from ci_golden.goldens.model import MAX_GOLDEN_BYTES, loads_strict
 from ci_golden.project.config import ValidateSettings
+from ci_golden.project.files import read_regular
 from ci_golden.project.globs import glob_match
 from ci_golden.validate.engine import ValidationResult
 from ci_golden.validate.findings import BaselineEntry, Finding
@@ -69,18 +71,15 @@ def read_baseline(path: Path) -> Counter[BaselineEntry] | None:
     """The entries of a baseline file (an entry may occur more than once), or None when there
     is no such file; :class:`InputError` naming the place of anything malformed."""
     name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not os.path.lexists(name):
         return None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(
-            name, f"cannot read the baseline: {getattr(e, 'strerror', None) or e}"
-        ) from e
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(name, f"not JSON: {e.msg}", f"line {e.lineno} column {e.colno}") from e
+        text = read_regular(name, max_bytes=MAX_GOLDEN_BYTES).decode("utf-8")
+    except InputError as e:
+        raise InputError(name, f"cannot read the baseline: {e.detail}") from e
+    except UnicodeDecodeError as e:
+        raise InputError(name, f"cannot read the baseline: {e}") from e
+    doc = loads_strict(text, name)
     if not isinstance(doc, dict) or doc.get("version") != BASELINE_VERSION:
         raise InputError(
             name,

@@ -195,3 +195,39 @@ def test_the_job_file_limit(tree: Path, tmp_path: Path) -> None:
     job.write_text(json.dumps({"case": "demo/regular", "x": "y" * (1 << 20)}))
     res = cli("run", "--job", job, "--dry-run", cwd=tree)
     assert one_line(res).startswith(f"ci-golden run: error: {job}: file is ")
+
+
+def test_comment_refuses_a_fifo_event_payload_and_report(tree: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report.md"
+    report.write_text("<!-- ci-golden:verdict=pass -->\n## ci-golden: pass\n")
+    event = fifo_at(tmp_path / "event.json")
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_REPOSITORY": "octo/repo",
+        "GITHUB_TOKEN": "t0ken-for-a-server-never-reached",
+        "GITHUB_API_URL": "http://127.0.0.1:9",
+    }
+    assert one_line(cli("comment", report, cwd=tree, env=env)) == (
+        f"ci-golden comment: error: {event}: cannot read the GitHub event payload: {REFUSED}"
+    )
+    fifo_report = fifo_at(tmp_path / "fifo.md")
+    env["GITHUB_EVENT_PATH"] = str(
+        Path(__file__).parents[1] / "data" / "webhook_payloads" / "pull_request.opened.json"
+    )
+    assert one_line(cli("comment", fifo_report, cwd=tree, env=env)) == (
+        f"ci-golden comment: error: {fifo_report}: cannot read the report: {REFUSED}"
+    )
+
+
+def test_validate_refuses_a_fifo_baseline_and_step_summary(tree: Path, tmp_path: Path) -> None:
+    baseline = fifo_at(tree / ".ci-golden-baseline.json")
+    assert one_line(cli("validate", cwd=tree)) == (
+        f"ci-golden validate: error: {baseline}: cannot read the baseline: {REFUSED}"
+    )
+    baseline.unlink()
+    summary = fifo_at(tmp_path / "summary.md")
+    res = cli("validate", "--format", "github", cwd=tree, env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert res.stderr == f"ci-golden validate: error: {summary}: {REFUSED}\n"
+    assert res.returncode == 2
