@@ -162,3 +162,24 @@ def test_a_valid_tolerance_still_passes(tree: Path) -> None:
     config = tree / "ci_golden.yaml"
     config.write_text(config.read_text() + "metrics:\n  lm loss: {rtol: 0.0, atol: 1.0e+300}\n")
     assert run_cli("validate", cwd=tree).returncode == 0
+
+
+def test_rtol_up_and_the_slurm_poll_interval_are_finite(tree: Path) -> None:
+    policy = tree / "policy.yaml"
+    policy.write_text("throughput: {kind: approx, rtol_up: .nan}\n")
+    golden = "test_cases/demo/regular/golden_values_dev_cpu.json"
+    res = run_cli("compare", "--golden", golden, "--actual", golden, "--policy", policy, cwd=tree)
+    assert one_line(res) == (
+        f"ci-golden compare: error: {policy}::$.throughput.rtol_up: nan is not a finite number"
+    )
+    config = tree / "ci_golden.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "  cpu:\n", "  cluster:\n    gpu: null\n    executor: slurm\n"
+            "    slurm: {poll_interval: .inf}\n  cpu:\n", 1
+        )
+    )  # fmt: skip
+    assert one_line(run_cli("validate", cwd=tree)) == (
+        f"ci-golden validate: error: {config}::$.platforms.cluster.slurm.poll_interval: "
+        "inf is not a finite number"
+    )
