@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ci_golden.compare.result import failing_verdicts
 from ci_golden.errors import InputError
-from ci_golden.project.files import read_regular
+from ci_golden.project.files import UnreadableFile, read_regular
 from ci_golden.report.aggregate import Report
 from ci_golden.report.render import render_markdown
 
@@ -86,7 +86,9 @@ def load_report(
     rendered or cut to at most ``max_chars`` characters."""
     try:  # a regular file only: a FIFO would wait for a writer
         text = read_regular(path, max_bytes=MAX_REPORT_BYTES).decode("utf-8")
-    except InputError as e:
+    except UnreadableFile as e:
+        raise InputError(str(path), f"cannot read the report: {e.reason}") from None
+    except InputError as e:  # over the size limit
         raise InputError(str(path), f"cannot read the report: {e.detail}") from None
     except UnicodeDecodeError as e:
         raise InputError(str(path), f"the report is not UTF-8 text: {e.reason}") from None

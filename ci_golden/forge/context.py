@@ -24,7 +24,7 @@ from ci_golden.forge.checks import (
     positive_int,
 )
 from ci_golden.forge.sansio import Forge
-from ci_golden.project.files import read_regular
+from ci_golden.project.files import UnreadableFile, read_regular
 from ci_golden.project.redact import redact_urls
 
 PR_EVENTS = ("pull_request", "pull_request_target", "merge_group", "workflow_run")
@@ -152,7 +152,9 @@ MAX_EVENT_BYTES = 64 * 1024 * 1024  # GitHub's webhook payloads are capped at 25
 def _load_event(path: str) -> dict[str, t.Any]:
     try:  # a regular file only: a FIFO would wait for a writer
         data = json.loads(read_regular(path, max_bytes=MAX_EVENT_BYTES).decode("utf-8"))
-    except InputError as e:
+    except UnreadableFile as e:
+        raise InputError(path, f"cannot read the GitHub event payload: {e.reason}") from None
+    except InputError as e:  # over the size limit
         raise InputError(path, f"cannot read the GitHub event payload: {e.detail}") from None
     except ValueError as e:
         raise InputError(path, f"the GitHub event payload is not JSON: {e}") from None

@@ -37,7 +37,12 @@ _APPEND_FLAGS = (
 
 
 class UnreadableFile(InputError):
-    """A file that cannot be read: missing, no permission, or not a regular file."""
+    """A file that cannot be read: missing, no permission, or not a regular file. ``reason`` is
+    the why alone ("No such file or directory"), for callers that say what the file was."""
+
+    def __init__(self, path: str, reason: str, verb: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(path, f"cannot {verb}: {reason}" if verb else reason)
 
 
 class FileTooLarge(InputError):
@@ -53,12 +58,12 @@ def _refused(name: str, kind: str) -> UnreadableFile:
     return UnreadableFile(name, f"not a regular file ({kind}); refused without opening it")
 
 
-def _open_checked(name: str, flags: int, st: os.stat_result | None) -> int:
+def _open_checked(name: str, flags: int, st: os.stat_result | None, verb: str) -> int:
     """``os.open`` and check that what was opened is the regular file ``st`` described."""
     try:
         fd = os.open(name, flags, 0o666)
     except OSError as e:
-        raise UnreadableFile(name, f"cannot open file: {e.strerror or e}") from None
+        raise UnreadableFile(name, str(e.strerror or e), verb) from None
     opened = os.fstat(fd)
     kind = not_regular(opened.st_mode)
     if kind is None and st is not None and (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
@@ -79,11 +84,11 @@ def open_regular(path: Path | str) -> t.BinaryIO:
     try:
         st = os.stat(name)
     except OSError as e:
-        raise UnreadableFile(name, f"cannot read file: {e.strerror or e}") from None
+        raise UnreadableFile(name, str(e.strerror or e), "read file") from None
     kind = not_regular(st.st_mode)
     if kind is not None:
         raise _refused(name, kind)
-    return os.fdopen(_open_checked(name, _READ_FLAGS, st), "rb")
+    return os.fdopen(_open_checked(name, _READ_FLAGS, st, "read file"), "rb")
 
 
 def read_regular(path: Path | str, *, max_bytes: int) -> bytes:
@@ -101,7 +106,7 @@ def read_regular(path: Path | str, *, max_bytes: int) -> bytes:
             if len(data) > size:
                 data += f.read(max_bytes + 1 - len(data))
         except OSError as e:
-            raise UnreadableFile(name, f"cannot read file: {e.strerror or e}") from None
+            raise UnreadableFile(name, str(e.strerror or e), "read file") from None
     if len(data) > max_bytes:
         raise FileTooLarge(name, f"file grew over the limit of {max_bytes} bytes while being read")
     return data
@@ -136,10 +141,10 @@ def _open_append(name: str) -> int:
     except FileNotFoundError:
         st = None
     except OSError as e:
-        raise UnreadableFile(name, f"cannot write: {e.strerror or e}") from None
+        raise UnreadableFile(name, str(e.strerror or e), "write") from None
     if st is not None and (kind := not_regular(st.st_mode)) is not None:
         raise _refused(name, kind)
-    return _open_checked(name, _APPEND_FLAGS, st)
+    return _open_checked(name, _APPEND_FLAGS, st, "write")
 
 
 def display_path(path: Path) -> str:

@@ -20,9 +20,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ci_golden.errors import InputError
-from ci_golden.goldens.model import MAX_GOLDEN_BYTES, loads_strict
+from ci_golden.goldens.model import MAX_GOLDEN_BYTES
 from ci_golden.project.config import ValidateSettings
-from ci_golden.project.files import read_regular
+from ci_golden.project.files import UnreadableFile, read_regular
 from ci_golden.project.globs import glob_match
 from ci_golden.validate.engine import ValidationResult
 from ci_golden.validate.findings import BaselineEntry, Finding
@@ -73,13 +73,20 @@ def read_baseline(path: Path) -> Counter[BaselineEntry] | None:
     name = str(path)
     if not os.path.lexists(name):
         return None
-    try:
+    try:  # a regular file only: a FIFO would wait for a writer
         text = read_regular(name, max_bytes=MAX_GOLDEN_BYTES).decode("utf-8")
-    except InputError as e:
-        raise InputError(name, f"cannot read the baseline: {e.detail}") from e
+    except UnreadableFile as e:
+        raise InputError(name, f"cannot read the baseline: {e.reason}") from e
     except UnicodeDecodeError as e:
         raise InputError(name, f"cannot read the baseline: {e}") from e
-    doc = loads_strict(text, name)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(name, f"not JSON: {e.msg}", f"line {e.lineno} column {e.colno}") from e
+    except RecursionError as e:
+        raise InputError(name, "not JSON: nested too deeply") from e
+    except ValueError as e:  # an integer literal over Python's digit limit
+        raise InputError(name, "not JSON: an integer literal too long to read") from e
     if not isinstance(doc, dict) or doc.get("version") != BASELINE_VERSION:
         raise InputError(
             name,
