@@ -234,41 +234,43 @@ def plan_import(suite: Suite, folder: Path) -> ImportPlan:
     for row in rows:
         by_case.setdefault(row.case, []).append(row)
     environments = {env: list(platforms) for env, platforms in config.environments.items()}
-    for case, case_rows in by_case.items():
-        for row in case_rows:
-            if case not in folders:
-                continue
-            if row.platform not in config.platforms:
-                raise InputError(
-                    str(folder / row.recipe),
-                    f"unknown platform {row.platform!r}"
-                    f"{did_you_mean(row.platform, config.platforms)} for {case}; fix the "
-                    "recipe, or add the platform to the project config",
-                    row.where,
-                )
-            platforms = environments.setdefault(row.environment, [])
-            if row.platform not in platforms:
-                platforms.append(row.platform)
+    for row in rows:
+        if row.case not in folders:
+            continue
+        if row.platform not in config.platforms:
+            raise InputError(
+                str(folder / row.recipe),
+                f"unknown platform {row.platform!r}"
+                f"{did_you_mean(row.platform, config.platforms)} for {row.case}; fix the "
+                "recipe, or add the platform to the project config",
+                row.where,
+            )
+        platforms = environments.setdefault(row.environment, [])
+        if row.platform not in platforms:
+            platforms.append(row.platform)
     order = [(env, p) for env, platforms in environments.items() for p in platforms]
     jobs = {}
-    for case in sorted(folders & by_case.keys()):
-        listed = _jobs_of(by_case[case], folder)
-        jobs[case] = tuple(listed[slot] for slot in order if slot in listed)
-    missing = {case: case_rows[0].recipe for case, case_rows in sorted(by_case.items())}
-    for case in folders:
-        missing.pop(case, None)
-    for case, case_rows in by_case.items():
-        if case in missing:
-            notes += [
-                f"{row.recipe}::{row.where}: unknown platform {row.platform!r}"
-                f"{did_you_mean(row.platform, config.platforms)} (for {case}, which has no folder)"
-                for row in case_rows
-                if row.platform not in config.platforms
-            ]
+    missing = {}
+    for case, case_rows in sorted(by_case.items()):
+        if case in folders:
+            listed = _jobs_of(case_rows, folder)
+            jobs[case] = tuple(listed[slot] for slot in order if slot in listed)
+            continue
+        missing[case] = case_rows[0].recipe
+        notes += [
+            f"{row.recipe}::{row.where}: unknown platform {row.platform!r}"
+            f"{did_you_mean(row.platform, config.platforms)} (for {case}, which has no folder)"
+            for row in case_rows
+            if row.platform not in config.platforms
+        ]
     recipe_scopes = sorted({row.scope for row in rows})
     aliases = {
         **config.scope_aliases,
-        **{a: s for a, s in MEGATRON_SCOPE_ALIASES.items() if s in recipe_scopes},
+        **{
+            alias: scope
+            for alias, scope in MEGATRON_SCOPE_ALIASES.items()
+            if scope in recipe_scopes and alias not in recipe_scopes
+        },
     }
     scopes = [s for s in config.scopes if s not in aliases]
     scopes += [s for s in [*recipe_scopes, UNSCHEDULED] if s not in scopes]

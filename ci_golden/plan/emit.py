@@ -74,15 +74,21 @@ def _github_entries(jobs: t.Sequence[MatrixJob]) -> t.Iterator[str]:
             yield _json(job.entry())
         return
     templates: dict[tuple[int, int, int, int], str] = {}
+    plain_rows: dict[int, bool] = {}  # per rows (the groups keep them alive): plain ints only
     for group in jobs.groups:
         case, label, folder, rows, n_repeat, time_limit, nodes, plain = group
+        rows_plain = plain_rows.get(id(rows))
+        if rows_plain is None:
+            rows_plain = plain_rows[id(rows)] = all(
+                row.nodes is None or type(row.nodes) is int for row in rows
+            )
         # only plain ints go into a template (True == 1 as a key, but not in JSON)
         if not (
             plain
+            and rows_plain
             and type(n_repeat) is int
             and type(time_limit) is int
             and type(nodes) is int
-            and all(row.nodes is None or type(row.nodes) is int for row in rows)
         ):
             for job in group.jobs():
                 yield _json(job.entry())

@@ -515,11 +515,11 @@ def select(suite: Suite, filters: Filters = Filters()) -> Selection:
         # every case in the selection's reach is expanded (and so checked), selected or not;
         # only the jobs of selected ones are built
         case_plan = expansion.plan(case)
-        plan, n_repeat, time_limit, nodes = case_plan[1:5]
+        settings, plan, n_repeat, time_limit, nodes, case_scopes = case_plan
         if not filters.any_scope:
-            if case_plan.settings.jobs or scope not in case_plan.scopes:
+            if settings.jobs or scope not in case_scopes:
                 plan = case_plan.in_scope(scope)
-            if not plan and (case_plan.rows or scope not in case_plan.scopes):
+            if not plan and (case_plan.rows or scope not in case_scopes):
                 skipped.append(
                     (
                         case.id,

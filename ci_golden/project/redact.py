@@ -29,6 +29,9 @@ SECRET_WORDS = frozenset(
     }
 )  # fmt: skip
 SECRET_LAST_WORDS = frozenset({"key"})
+# the shell's working folders: "pwd" there is print-working-directory, not a password, and hiding
+# them would hide every path below the folder a job runs in
+NOT_SECRET = frozenset({"PWD", "OLDPWD"})
 # ... and words run together: PGPASSWORD, HFTOKEN, wandbapikey
 SECRET_ENDINGS = ("token", "password", "passwd", "secret", "apikey")
 # values this short, and plain numbers and words such as "true", are not taken for secrets:
@@ -55,6 +58,8 @@ def is_secret_name(name: str) -> bool:
     ``apiKey`` do; ``TOKENIZERS_PARALLELISM``, ``--tokenizer-type``, ``--max-tokens`` and
     ``--apply-query-key-layer-scaling`` do not.
     """
+    if name.strip() in NOT_SECRET:
+        return False
     parts = [p.lower() for p in _PARTS.split(name.strip().lstrip("-")) if p]
     if not parts:
         return False

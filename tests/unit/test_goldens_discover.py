@@ -112,6 +112,50 @@ def test_unreferenced_goldens_say_why(tmp_path: Path) -> None:
     ]
 
 
+def test_with_ci_golden_jobs_a_case_has_exactly_the_jobs_listed(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    root = tree(
+        tmp_path / "cases",
+        {
+            "c/model_config.yaml": (
+                "CI_GOLDEN:\n  jobs:\n"
+                "    - {environment: dev, platform: dgx_h100, scope: [mr]}\n"
+                "    - {environment: dev, platform: dgx_gb200, scope: [nightly]}\n"
+            ),
+            "c/golden_values_dev_dgx_h100.json": GOLDEN,
+            "c/golden_values_dev_dgx_a100.json": GOLDEN,
+            "c/golden_values_lts.json": GOLDEN,
+            "c/golden_values.json": GOLDEN,
+            "c/golden_values_dev_dgx_h100_2nd.json": GOLDEN,
+        },
+    )
+    config = load_config(cwd=tmp_path, test_cases=root)
+    case = discover(config).case("c")
+    assert [
+        (j.environment, j.platform, j.golden and j.golden.name) for j in case_jobs(case, config)
+    ] == [
+        ("dev", "dgx_h100", "golden_values_dev_dgx_h100.json"),
+        ("dev", "dgx_gb200", "golden_values.json"),
+    ]
+    assert [(u.path.name, u.kind, u.reason) for u in unreferenced_goldens(case, config)] == [
+        (
+            "golden_values_dev_dgx_a100.json",
+            "not-listed",
+            "CI_GOLDEN.jobs has no job in environment 'dev' on platform 'dgx_a100'",
+        ),
+        ("golden_values_dev_dgx_h100_2nd.json", "second-phase",
+         "second-phase golden of a resume run; no job reads it"),
+        ("golden_values_lts.json", "not-listed", "CI_GOLDEN.jobs has no job in environment 'lts'"),
+    ]  # fmt: skip
+    r = cli("--test-cases", "cases", "validate", cwd=tmp_path)
+    assert (r.returncode, r.stdout.splitlines()[0]) == (
+        0,
+        "cases/c/golden_values_dev_dgx_a100.json: CG136 warning: unreferenced: CI_GOLDEN.jobs "
+        "has no job in environment 'dev' on platform 'dgx_a100'",
+    )
+
+
 def test_opt_in_platform_only_for_cases_that_ask(tmp_path: Path) -> None:
     (tmp_path / "ci_golden.yaml").write_text(
         "test_cases: cases\nplatforms:\n  dgx_h100: {gpu: H100}\n  cpu: {gpu: null, opt_in: true}\n"

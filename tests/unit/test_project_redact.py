@@ -38,7 +38,7 @@ def test_secret_names(name: str) -> None:
         "TOKENIZERS_PARALLELISM", "--tokenizer-type", "--tokenizer-model", "--max-tokens-to-oom",
         "--num-tokens-to-generate", "--apply-query-key-layer-scaling",
         "CUDA_DEVICE_MAX_CONNECTIONS", "NVTE_ALLOW_NONDETERMINISTIC_ALGO", "--data-path",
-        "CI_COMMIT_AUTHOR", "--passes", "", "--",
+        "CI_COMMIT_AUTHOR", "--passes", "", "--", "PWD", "OLDPWD",
     ],
 )  # fmt: skip
 def test_names_that_are_not_secret(name: str) -> None:
