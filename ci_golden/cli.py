@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import io
 import os
 import sys
 import traceback
@@ -135,6 +136,8 @@ def _quiet_stdout() -> None:
 
 def main(argv: t.Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):  # a file name that is not UTF-8 prints escaped
+        sys.stdout.reconfigure(errors="backslashreplace")
     args = build_parser(_command_in(argv)).parse_args(argv)
     name = f"ci-golden {args.command}"
     try:

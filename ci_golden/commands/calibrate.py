@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import typing as t
 from pathlib import Path
@@ -57,8 +58,8 @@ def _policies(config: Config, runset: RunSet) -> tuple[t.Callable[[str], Policy]
 def run(args: argparse.Namespace) -> int:
     """Print one YAML document per job; exit 1 when a metric could not be calibrated."""
 
-    if args.safety < 1 or args.floor < 0:
-        raise UsageError("--safety must be >= 1 and --floor >= 0")
+    if not (1 <= args.safety < math.inf and 0 <= args.floor < math.inf):  # refuses NaN too
+        raise UsageError("--safety must be a finite number >= 1 and --floor a finite number >= 0")
     config = load_project(args)
     runsets = load_runsets([Path(p) for p in args.results])
     documents = []

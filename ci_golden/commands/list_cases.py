@@ -16,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
 
     suite = load_suite(args)
+    suite.require_readable()
     selection = select(suite, selection_filters(args, suite.config, any_scope=args.scope is None))
     if args.explain:
         explain(selection)

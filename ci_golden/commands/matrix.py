@@ -11,7 +11,7 @@ from ci_golden.errors import UsageError
 from ci_golden.goldens.discover import discover
 from ci_golden.plan import emit
 from ci_golden.plan.select import parse_shard, select
-from ci_golden.project.files import atomic_write_text
+from ci_golden.project.files import append_text, atomic_write_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--chunks {args.chunks}: expected 1 to 64")
     config = load_project(args)
     suite = discover(config)
+    suite.require_readable()
     filters = selection_filters(
         args,
         config,
@@ -97,8 +98,7 @@ def run(args: argparse.Namespace) -> int:
             if args.chunks is not None
             else emit.github_output_lines(args.github_output, text, count)
         )
-        with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as f:
-            f.write(lines)
+        append_text(os.environ["GITHUB_OUTPUT"], lines)
     elif not args.output:
         sys.stdout.write(line)
     summary = (

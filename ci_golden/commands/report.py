@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ci_golden.compare.result import exit_code
 from ci_golden.errors import UsageError
-from ci_golden.project.files import atomic_write_text
+from ci_golden.project.files import append_text, atomic_write_text
 from ci_golden.project.redact import Redactor
 from ci_golden.report.aggregate import (
     build_report,
@@ -111,8 +111,7 @@ def run(args: argparse.Namespace) -> int:
             max_chars=args.max_chars,
             name=str(path),
         )
-        with path.open("a", encoding="utf-8") as f:
-            f.write(redact(text))
+        append_text(path, redact(text))
         sys.stdout.write(redact(render_annotations(report)))
         return code
     # the HTML charts read each job's full series from its files; golden paths in results

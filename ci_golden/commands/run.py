@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import typing as t
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 from ci_golden.commands import load_suite
 from ci_golden.compare.result import RESULT_FILE, exit_code
 from ci_golden.errors import CiGoldenError, InputError, UsageError
+from ci_golden.goldens.model import loads_strict, read_json
 from ci_golden.plan.select import ENTRY_KEYS, job_id
 from ci_golden.project.schema import did_you_mean
 from ci_golden.report.render import render_text
@@ -21,6 +23,8 @@ if t.TYPE_CHECKING:
     from ci_golden.goldens.discover import Suite
     from ci_golden.project.config import Config
     from ci_golden.run.spec import JobSpec
+
+MAX_JOB_BYTES = 1024 * 1024  # a matrix entry is a few hundred bytes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,17 +79,10 @@ def _job_entry(text: str, wanted: str | None = None) -> tuple[str, dict[str, t.A
     """The matrix entry of ``--job`` (with ``wanted``, the entry of that id in the matrix of
     ``--job``) and the name errors give (``--job``, or the file holding it)."""
 
-    name = "--job"
-    if not text.lstrip().startswith("{"):
-        name = text
-        try:
-            text = Path(text).read_text(encoding="utf-8")
-        except OSError as e:
-            raise InputError(name, f"cannot read job file: {e.strerror or e}") from e
-    try:
-        entry = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(name, f"not JSON: {e.msg}", f"line {e.lineno} column {e.colno}") from e
+    if text.lstrip().startswith("{"):
+        name, entry = "--job", loads_strict(text, "--job")
+    else:
+        name, entry = text, read_json(Path(text), max_bytes=MAX_JOB_BYTES)
     if not isinstance(entry, dict):
         raise InputError(name, "expected a JSON object (one matrix entry)", "$")
     if wanted is not None:
@@ -217,6 +214,8 @@ def run_spec(spec: JobSpec, config: Config, args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
 
+    if not 0 <= args.grace < math.inf:  # NaN fails both comparisons
+        raise UsageError(f"--grace {args.grace}: expected a finite number of seconds >= 0")
     suite = load_suite(args)
     spec = job_spec(args, suite)
     if args.dry_run:

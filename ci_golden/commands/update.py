@@ -62,5 +62,10 @@ def run(args: argparse.Namespace) -> int:
     updates, _markdown = refresh(
         updates, suite, dry_run=args.dry_run, summary=summary_file, display=display_path
     )
+    for path in (p for u in updates for p in u.cleaned):
+        print(
+            f"ci-golden update: removed {display_path(path)}, left by an interrupted update",
+            file=sys.stderr,
+        )
     sys.stdout.write(render_summary_text(updates, dry_run=args.dry_run, display=display_path))
     return 0 if all(u.problem is None for u in updates) else 1

@@ -10,7 +10,7 @@ from pathlib import Path
 from ci_golden.commands import load_project
 from ci_golden.errors import InputError, UsageError
 from ci_golden.goldens.discover import discover, is_golden_name
-from ci_golden.project.files import PendingFile, display_path
+from ci_golden.project.files import PendingFile, append_text, display_path
 from ci_golden.project.git import changed_files
 from ci_golden.validate.baseline import (
     apply_baseline,
@@ -146,8 +146,7 @@ def run(args: argparse.Namespace, environ: t.Mapping[str, str] = os.environ) -> 
             pending.discard()
     sys.stdout.write(RENDERERS_BY_NAME[args.format](result))
     if summary_file:
-        with open(summary_file, "a", encoding="utf-8") as f:
-            f.write(render_step_summary(result))
+        append_text(summary_file, render_step_summary(result))
     return result.exit_code(strict=args.strict)
 
 

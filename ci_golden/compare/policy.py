@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from ci_golden.errors import InputError
 from ci_golden.goldens.nondeterminism import is_nondeterministic as is_nondeterministic
-from ci_golden.project.schema import json_pointer, validator
+from ci_golden.project.schema import json_pointer, schema_message, validator
 from ci_golden.project.yamlio import load_yaml
 
 if t.TYPE_CHECKING:
@@ -259,7 +259,7 @@ def load_policy_file(path: Path) -> dict[str, dict[str, t.Any]]:
     """
 
     name = str(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(name, "policy file not found")
     data = load_yaml(path)
     if isinstance(data, dict) and set(data) == {"metrics"}:
@@ -273,7 +273,7 @@ def load_policy_file(path: Path) -> dict[str, dict[str, t.Any]]:
     if errors:
         e = errors[0]
         where = json_pointer(list(e.absolute_path)[1:])
-        message = e.message
+        message = schema_message(e)
         if e.validator == "additionalProperties":
             message += f"; a policy has the keys {', '.join(POLICY_FIELDS)}"
         raise InputError(name, message, where)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ci_golden.compare.result import failing_verdicts
 from ci_golden.errors import InputError
+from ci_golden.project.files import UnreadableFile, read_regular
 from ci_golden.report.aggregate import Report
 from ci_golden.report.render import render_markdown
 
@@ -75,15 +76,20 @@ def verdict_of(markdown: str, path: str) -> str:
     return match.group("verdict")
 
 
+MAX_REPORT_BYTES = 64 * 1024 * 1024
+
+
 def load_report(
     path: Path, max_chars: int, *, forge: str = "GitHub", run_url: str | None = None
 ) -> ReportText:
     """The report at ``path`` (``.json`` from ``ci-golden report --format json``, else Markdown)
     rendered or cut to at most ``max_chars`` characters."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise InputError(str(path), f"cannot read the report: {e.strerror}") from None
+    try:  # a regular file only: a FIFO would wait for a writer
+        text = read_regular(path, max_bytes=MAX_REPORT_BYTES).decode("utf-8")
+    except UnreadableFile as e:
+        raise InputError(str(path), f"cannot read the report: {e.reason}") from None
+    except InputError as e:  # over the size limit
+        raise InputError(str(path), f"cannot read the report: {e.detail}") from None
     except UnicodeDecodeError as e:
         raise InputError(str(path), f"the report is not UTF-8 text: {e.reason}") from None
     if path.suffix.lower() == ".json":

@@ -13,7 +13,6 @@ import json
 import re
 import typing as t
 from dataclasses import dataclass
-from pathlib import Path
 
 from ci_golden.errors import InputError, UsageError
 from ci_golden.forge.checks import (
@@ -25,6 +24,7 @@ from ci_golden.forge.checks import (
     positive_int,
 )
 from ci_golden.forge.sansio import Forge
+from ci_golden.project.files import UnreadableFile, read_regular
 from ci_golden.project.redact import redact_urls
 
 PR_EVENTS = ("pull_request", "pull_request_target", "merge_group", "workflow_run")
@@ -146,11 +146,16 @@ def _number(value: t.Any, source: str, where: str) -> int:
     )
 
 
+MAX_EVENT_BYTES = 64 * 1024 * 1024  # GitHub's webhook payloads are capped at 25 MB
+
+
 def _load_event(path: str) -> dict[str, t.Any]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise InputError(path, f"cannot read the GitHub event payload: {e.strerror}") from None
+    try:  # a regular file only: a FIFO would wait for a writer
+        data = json.loads(read_regular(path, max_bytes=MAX_EVENT_BYTES).decode("utf-8"))
+    except UnreadableFile as e:
+        raise InputError(path, f"cannot read the GitHub event payload: {e.reason}") from None
+    except InputError as e:  # over the size limit
+        raise InputError(path, f"cannot read the GitHub event payload: {e.detail}") from None
     except ValueError as e:
         raise InputError(path, f"the GitHub event payload is not JSON: {e}") from None
     except RecursionError:

@@ -23,6 +23,7 @@ import stat
 import tempfile
 import typing as t
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
@@ -192,8 +193,8 @@ def safe_extract(data: bytes, dest: Path, *, archive: str, limits: Limits = Limi
     """
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as e:
-        raise UnsafeArchiveError(archive, f"not a zip archive: {e}") from e
+    except _CORRUPT as e:
+        raise UnsafeArchiveError(archive, f"not a zip archive: {_one_line(e)}") from e
     with zf:
         infos = zf.infolist()
         if len(infos) > limits.entries:
@@ -228,9 +229,9 @@ def safe_extract(data: bytes, dest: Path, *, archive: str, limits: Limits = Limi
         total = 0
         for info, rel in planned:
             target = dest.joinpath(*rel.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
             written = 0
             try:
+                target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(target, "xb") as out:
                     while chunk := src.read(CHUNK):
                         written += len(chunk)
@@ -244,13 +245,36 @@ def safe_extract(data: bytes, dest: Path, *, archive: str, limits: Limits = Limi
                                 archive, f"entries decompress to over {limits.total} bytes; refused"
                             )
                         out.write(chunk)
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as e:
-                raise UnsafeArchiveError(archive, f"entry {info.filename!r} is corrupt: {e}") from e
-            except FileExistsError as e:
+            except _CORRUPT as e:
+                raise UnsafeArchiveError(
+                    archive, f"entry {info.filename!r} is corrupt: {_one_line(e)}"
+                ) from e
+            except (FileExistsError, NotADirectoryError) as e:  # "a" and "a/b", "a/" and "A"
                 raise UnsafeArchiveError(
                     archive, f"entry {info.filename!r} collides with another entry"
                 ) from e
+            except OSError as e:  # a name too long, a full disk
+                raise InputError(
+                    archive, f"entry {info.filename!r} cannot be written: {e.strerror or e}"
+                ) from e
     return len(planned)
+
+
+# What zipfile raises on a damaged archive: its own errors, and those of the layers below it
+# (a header that seeks before the start, a name that is not UTF-8, a broken deflate stream).
+_CORRUPT = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    NotImplementedError,
+    ValueError,  # UnicodeDecodeError included
+    OverflowError,
+    zlib.error,
+)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
 
 
 def _too_big(name: str, size: int, limit: int, *, actual: bool = False) -> str:

@@ -19,6 +19,7 @@ from ci_golden.forge.gitlab import GITLAB_MAX_BODY, GitLabNotes
 from ci_golden.forge.http import client_from_environ
 from ci_golden.forge.sansio import ForbiddenError
 from ci_golden.forge.sticky import compose, marker, post_sticky
+from ci_golden.project.files import append_text
 
 if t.TYPE_CHECKING:
     from ci_golden.forge.comments import CommentAPI
@@ -215,8 +216,7 @@ def fork_fallback(
             markdown = cut_markdown(
                 markdown, limit, cut_note(limit, "the job summary", ctx.run_url)
             )
-        with open(ctx.step_summary, "a", encoding="utf-8") as f:
-            f.write(markdown.rstrip("\n") + "\n")
+        append_text(ctx.step_summary, markdown.rstrip("\n") + "\n")
     else:
         why += "; GITHUB_STEP_SUMMARY is not set, so the report is only in the job's files"
     return notice(environ, FORK_ADVICE.format(why=why))

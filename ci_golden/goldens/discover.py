@@ -9,6 +9,7 @@ each that its ``CI_GOLDEN`` block asks for (such a job may have no golden yet).
 
 from __future__ import annotations
 
+import errno
 import functools
 import operator
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 from ci_golden.errors import ConfigError, InputError
 from ci_golden.goldens.testkind import unknown_kind
 from ci_golden.project.config import Config
+from ci_golden.project.files import not_regular
 from ci_golden.project.schema import did_you_mean, first_error
 from ci_golden.project.yamlio import load_yaml_text
 
@@ -182,11 +184,35 @@ def _top_level_block(raw: bytes, key: str) -> str | None:
     return body + "\n"
 
 
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+
+
+# Blank and comment lines, then `KEY:` at the start of a line: the document is a block mapping
+# (or not YAML at all, which reading the whole file says). Anything else is parsed in full.
+_MAPPING_START = re.compile(rb"(?:\xef\xbb\xbf)?(?:[ \t]*(?:#[^\n]*)?\r?\n)*[A-Za-z_][\w-]*:\s")
+
+
+def _starts_a_mapping(raw: bytes) -> bool:
+    """Whether a config is UTF-8 and plainly a mapping, without parsing it: planning reads
+    thousands of configs, and most hold no ``CI_GOLDEN`` block to parse."""
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return _MAPPING_START.match(raw) is not None
+
+
 def _read_bytes(path: str) -> bytes:
     """The whole file; ``os.read`` skips the buffered file object, which costs more than the
-    read itself for the thousands of small files a suite has."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    read itself for the thousands of small files a suite has. Discovery has already left out
+    what is not a regular file; should one take the file's place since, ``O_NONBLOCK`` keeps the
+    open from waiting and the check after it refuses it."""
+    fd = os.open(path, _OPEN_FLAGS)
     try:
+        kind = not_regular(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise OSError(errno.EINVAL, f"not a regular file ({kind})", path)
         chunks = [os.read(fd, 1 << 16)]
         while chunks[-1]:
             chunks.append(os.read(fd, 1 << 20))
@@ -310,6 +336,14 @@ class TestCase:
             data = {}
         if not isinstance(data, dict):
             raise InputError(name, "model_config.yaml must be a mapping", "$")
+        odd = [k for k in data if type(k) is not str]
+        if odd:  # the schema's patternProperties cannot match such a key
+            raise ConfigError(
+                name,
+                f"top-level key {odd[0]!r} is not a string (YAML reads on/off/yes/no/null/~ and "
+                "numbers unquoted): quote it",
+                "$",
+            )
         error = first_error("model_config", data)
         if error is not None:
             raise ConfigError(name, *error)
@@ -325,6 +359,8 @@ class TestCase:
         """
         raw = self._config_bytes
         if _CASE_KEY_BYTES not in raw:
+            if raw and not _starts_a_mapping(raw):
+                _ = self.model_config  # raises for a file that is not UTF-8, YAML, or a mapping
             return _NO_SETTINGS
         block_text = _top_level_block(raw, CASE_KEY)
         if block_text is None:
@@ -377,6 +413,15 @@ class Suite:
     cases: tuple[TestCase, ...]
     problems: tuple[TreeProblem, ...] = ()
 
+    def require_readable(self) -> None:
+        """Raise :class:`InputError` naming the first folder or file of the tree that cannot be
+        read (an unusable case folder name, a symlink loop, a FIFO for a config...): planning
+        never leaves such a case out silently."""
+        if self.problems:
+            first, more = self.problems[0], len(self.problems) - 1
+            others = f" (and {more} more; `ci-golden validate` lists them)" if more else ""
+            raise InputError(str(first.path), f"{first.code}: {first.message}{others}")
+
     def case(self, case_id: str) -> TestCase:
         for c in self.cases:
             if c.id == case_id:
@@ -387,13 +432,16 @@ class Suite:
         )
 
 
-_WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f]")
+_WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def _bad_folder_name(name: str) -> str | None:
     bad = _WHITESPACE_OR_CONTROL.search(name)
     if bad:
-        return "has whitespace" if bad.group().isspace() else "has a control character"
+        if bad.group().isspace():
+            return "has whitespace"
+        # os.scandir gives the bytes of a name that is not UTF-8 as lone surrogates
+        return "is not UTF-8" if bad.group() >= "\ud800" else "has a control character"
     if ".." in name:
         return "contains '..'"
     return None
@@ -425,14 +473,23 @@ def discover(config: Config, root: Path | None = None) -> Suite:
                     if entry.is_dir(follow_symlinks=False):  # never a symlink
                         stack.append(entry.path)
                         continue
+                    ours = name == MODEL_CONFIG or (
+                        name.startswith("golden_values") and name.endswith(".json")
+                    )
                     if entry.is_symlink():
-                        problem = _symlink_problem(entry.path)
+                        problem = _symlink_problem(entry.path, ours)
                         if problem is not None:
                             problems.append(problem)
                             continue
+                    elif not entry.is_file(follow_symlinks=False):  # a FIFO, socket, device
+                        if ours:
+                            problems.append(_special_file_problem(entry))
+                        continue
+                    if not ours:
+                        continue
                     if name == MODEL_CONFIG:
                         has_config = True
-                    elif name.startswith("golden_values") and name.endswith(".json"):
+                    else:
                         goldens.append(name)
         except OSError as e:
             problems.append(
@@ -459,8 +516,9 @@ def discover(config: Config, root: Path | None = None) -> Suite:
     return Suite(config=config, root=root, cases=tuple(cases), problems=tuple(problems))
 
 
-def _symlink_problem(path: str) -> TreeProblem | None:
-    """A problem for a folder symlink (not followed) or a broken one; None for a file symlink."""
+def _symlink_problem(path: str, ours: bool) -> TreeProblem | None:
+    """A problem for a folder symlink (not followed) or a broken one, or for a case file
+    (``ours``) linked to a FIFO, socket or device; None for a file symlink."""
     try:
         target = Path(path).resolve(strict=True)
     except (OSError, RuntimeError):
@@ -469,7 +527,21 @@ def _symlink_problem(path: str) -> TreeProblem | None:
         return TreeProblem(
             Path(path), "CG151", "folder symlink not followed; move the case into the tree"
         )
+    kind = not_regular(target.stat().st_mode) if ours else None
+    if kind is not None:
+        return TreeProblem(
+            Path(path), "CG151", f"symlink to {kind}, not to a regular file; refused unopened"
+        )
     return None
+
+
+def _special_file_problem(entry: os.DirEntry[str]) -> TreeProblem:
+    """A FIFO, socket or device named like a case file: reported, never opened."""
+    kind = not_regular(entry.stat(follow_symlinks=False).st_mode) or "not a regular file"
+    code = "CG140" if entry.name == MODEL_CONFIG else "CG100"
+    return TreeProblem(
+        Path(entry.path), code, f"not a regular file ({kind}); refused without opening it"
+    )
 
 
 @dataclass(frozen=True, eq=False)  # compared (and hashed, cheaply) by identity

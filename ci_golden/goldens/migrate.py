@@ -57,9 +57,9 @@ def find_goldens(paths: t.Sequence[Path]) -> list[Path]:
             found.extend(
                 p
                 for p in sorted(path.rglob("golden_values*.json"))
-                if p.is_file() and is_golden_name(p.name)
+                if not p.is_dir() and is_golden_name(p.name)  # a FIFO is refused, not skipped
             )
-        elif path.is_file():
+        elif path.exists():
             found.append(path)
         else:
             raise InputError(str(path), "no such file or folder")

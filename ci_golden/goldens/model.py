@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import typing as t
 from dataclasses import dataclass, field
@@ -25,11 +24,12 @@ import numpy as np
 import numpy.typing as npt
 
 from ci_golden.errors import InputError
-from ci_golden.project.files import atomic_write_text
+from ci_golden.project.files import FileTooLarge, UnreadableFile, atomic_write_text, read_regular
 
 Layout = t.Literal["current", "legacy", "inference"]
 
 MAX_GOLDEN_BYTES = 64 * 1024 * 1024
+MAX_STEP = 10**18 - 1  # the largest step key: 18 digits
 NAN = "nan"
 _STEP_KEY = re.compile(r"(0|[1-9][0-9]{0,17})\Z")
 _NONFINITE_LITERAL = re.compile(r"(?<![\w\"])(-?Infinity|NaN)(?![\w\"])")
@@ -227,25 +227,19 @@ def _loads_without_duplicates(text: str) -> t.Any:
 def read_json(path: Path, *, max_bytes: int = MAX_GOLDEN_BYTES) -> t.Any:
     """Strictly parse one JSON file: UTF-8 without BOM, no duplicate keys, no NaN/Infinity.
 
-    The size is checked before anything is read, so a huge file is refused at once.
+    The size is checked before anything is read, so a huge file is refused at once, and so is
+    a FIFO, socket or device (without opening it).
     Raises :class:`GoldenFormatError` with the finding code and the line.
     """
     name = str(path)
     try:
-        size = os.stat(name).st_size
-    except OSError as e:
-        raise GoldenFormatError("CG100", name, f"cannot read file: {e.strerror or e}") from e
-    if size > max_bytes:
-        raise GoldenFormatError(
-            "CG107", name, f"file is {size} bytes, over the limit of {max_bytes} bytes; not read"
-        )
-    if size == 0:
+        data = read_regular(name, max_bytes=max_bytes)
+    except FileTooLarge as e:
+        raise GoldenFormatError("CG107", name, e.detail) from e
+    except UnreadableFile as e:
+        raise GoldenFormatError("CG100", name, e.detail) from e
+    if not data:
         raise GoldenFormatError("CG101", name, "zero-byte file: expected a JSON object")
-    try:
-        with open(name, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise GoldenFormatError("CG100", name, f"cannot read file: {e.strerror or e}") from e
     if data.startswith(b"\xef\xbb\xbf"):
         raise GoldenFormatError("CG103", name, "file starts with a UTF-8 byte-order mark", "line 1")
     try:
@@ -255,8 +249,13 @@ def read_json(path: Path, *, max_bytes: int = MAX_GOLDEN_BYTES) -> t.Any:
         raise GoldenFormatError("CG103", name, f"not UTF-8 (byte {e.start})", f"line {line}") from e
     if not text or text.isspace():  # what `not text.strip()` says, without a copy
         raise GoldenFormatError("CG101", name, "file holds only whitespace: expected a JSON object")
+    return loads_strict(text, name)
+
+
+def loads_strict(text: str, name: str) -> t.Any:
+    """Parse JSON text as :func:`read_json` does; ``name`` is what errors name."""
     try:
-        return _loads_without_duplicates(text)
+        data = _loads_without_duplicates(text)
     except _DuplicateKey as e:
         hits = [m.start() for m in re.finditer(re.escape(json.dumps(e.key)) + r"\s*:", text)]
         where = f"line {line_of(text, hits[1])}" if len(hits) > 1 else None
@@ -282,6 +281,40 @@ def read_json(path: Path, *, max_bytes: int = MAX_GOLDEN_BYTES) -> t.Any:
             f"number too long: an integer literal of {len(m.group()) if m else 'over 4300'} digits",
             where,
         ) from e
+    if "\\u" in text and _lone_surrogate(data):
+        m = _LONE_SURROGATE_ESCAPE.search(text)
+        where = f"line {line_of(text, m.start())}" if m else None
+        escape = m.group() if m else "a \\uD800-\\uDFFF escape"
+        raise GoldenFormatError(
+            "CG103", name, f"{escape} is half of a UTF-16 surrogate pair, not a character", where
+        )
+    return data
+
+
+# a \uD800-\uDBFF escape not followed by a \uDC00-\uDFFF one, or one of those alone
+_LONE_SURROGATE_ESCAPE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
+def _lone_surrogate(data: t.Any) -> bool:
+    """Whether a string of parsed JSON holds a lone surrogate (which no UTF-8 file can hold)."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def detect_layout(data: t.Mapping[str, t.Any]) -> Layout:
@@ -300,6 +333,10 @@ def _int_field(block: t.Mapping[str, t.Any], key: str, name: str, where: str) ->
     if isinstance(value, bool) or not isinstance(value, int):
         raise GoldenFormatError(
             "CG110", name, f"{key} must be an integer, got {json.dumps(value)}", f"{where}.{key}"
+        )
+    if not 0 <= value <= MAX_STEP:
+        raise GoldenFormatError(
+            "CG110", name, f"{key} {value} is out of range (0 to {MAX_STEP})", f"{where}.{key}"
         )
     return value
 
@@ -415,6 +452,14 @@ def parse_golden(data: t.Any, path: str | Path, *, log_interval: StepScale = 1) 
         raw_values = block["values"]
         if isinstance(raw_values, list):
             scale = log_interval(metric) if callable(log_interval) else log_interval
+            last = (start + (len(raw_values) - 1) * max(interval, 1) + 1) * scale
+            if last > MAX_STEP:
+                raise GoldenFormatError(
+                    "CG110",
+                    name,
+                    f"the list's last value would be step {last}, past step {MAX_STEP}",
+                    f"{where}.values",
+                )
             steps = (
                 start + np.arange(len(raw_values), dtype=np.int64) * max(interval, 1) + 1
             ) * scale

@@ -127,7 +127,7 @@ def load_runsets(paths: t.Sequence[Path]) -> list[RunSet]:
                 raise InputError(
                     str(path), "no result.json below this folder (is it a ci-golden run output?)"
                 )
-        elif path.is_file():
+        elif path.exists():  # a file; reading refuses a FIFO, socket or device
             results = [path] if path.name == RESULT_FILE else []
             if not results:
                 groups.setdefault(None, []).append((path.as_posix(), load_golden(path)))

@@ -17,12 +17,9 @@ alone. A golden step the run did not log becomes ``"nan"``.
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import json
-import os
 import re
-import tempfile
 import typing as t
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,7 +31,7 @@ from ci_golden.compare.result import RESULT_FILE, CaseResult, load_result
 from ci_golden.errors import InputError, UsageError
 from ci_golden.goldens.discover import Suite, TestCase, case_jobs, golden_name
 from ci_golden.goldens.model import GoldenValues, MetricSeries, dumps_golden, load_golden
-from ci_golden.project.files import PendingFile, mode_for
+from ci_golden.project.files import PendingFile, TempBeside, remove_stale_temps
 from ci_golden.report.render import CONTROL_CHARS, REFRESH_VERDICTS
 from ci_golden.report.render import escape_md as _md
 from ci_golden.run.collect import load_actual
@@ -73,6 +70,7 @@ class Update:
     changes: tuple[MetricChange, ...] = ()
     notes: tuple[str, ...] = ()
     problem: str | None = None
+    cleaned: tuple[Path, ...] = ()  # temp files an interrupted update left, removed
 
     @property
     def changed(self) -> bool:
@@ -88,7 +86,7 @@ def find_results(paths: t.Sequence[Path]) -> list[Path]:
             if not files:
                 raise InputError(str(path), f"no {RESULT_FILE} in this folder or below")
             found.extend(files)
-        elif path.is_file():
+        elif path.exists():  # a file; reading refuses a FIFO, socket or device
             found.append(path)
         else:
             raise InputError(str(path), "no such file or folder")
@@ -334,59 +332,59 @@ def plan_updates(
     return updates
 
 
-def stage(target: Path, text: str, run: tuple[int, str] | None) -> Path:
-    """Write ``text`` to a temp file beside ``target`` (same file system) and check it with the
-    validator; returns the temp path. Raises :class:`InputError`, leaving nothing behind, when the
-    validator finds an error."""
+class InvalidGolden(InputError):
+    """A new golden the validator refuses: that file is not written, the others still are."""
 
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    tmp = Path(name)
+
+def write_checked(target: Path, text: str, run: tuple[int, str] | None) -> None:
+    """Write ``text`` to a temp file beside ``target`` (same file system), check it with the
+    validator, then rename it over ``target``, leaving nothing behind on failure. Raises
+    :class:`InvalidGolden` when the validator finds an error, :class:`InputError` when the file
+    cannot be written (a full disk: no other golden can be either)."""
+
     try:
-        os.fchmod(fd, mode_for(target))  # the golden's own mode, not mkstemp's private 0600
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        errors = [f for f in check_golden_file(tmp, run=run)[1] if f.is_error]
-        if errors:
-            e = errors[0]
-            raise InputError(
-                str(target), f"the new golden fails validation ({e.code}): {e.message}", e.where
-            )
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return tmp
+        with TempBeside(target) as tmp:
+            tmp.write(text)
+            errors = [f for f in check_golden_file(tmp.path, run=run)[1] if f.is_error]
+            if errors:
+                e = errors[0]
+                raise InvalidGolden(
+                    str(target), f"the new golden fails validation ({e.code}): {e.message}", e.where
+                )
+            tmp.replace()
+    except OSError as e:
+        raise InputError(str(target), f"cannot write: {e.strerror or e}") from None
 
 
 def apply_updates(updates: t.Sequence[Update], suite: Suite) -> list[Update]:
     """Write every changed file in turn: staged, validated, then renamed over its golden. A file
-    that fails validation is not written and gets a problem; the others are still written."""
+    that fails validation is not written and gets a problem; the others are still written.
+    Temp files that an interrupted update left beside a golden are removed first, and listed in
+    the update's ``cleaned``."""
 
     out = list(updates)
     for i, u in enumerate(updates):
-        if u.problem is not None or u.text is None or u.target is None or not u.changed:
+        target, text = u.target, u.text
+        if u.problem is not None or text is None or target is None:
+            continue
+        cleaned = tuple(remove_stale_temps(target))
+        if cleaned:
+            out[i] = replace(u, cleaned=cleaned)
+        if not u.changed:
             continue
         try:
-            tmp = stage(u.target, u.text, run_length(suite.case(u.case).model_config))
-        except InputError as e:
+            write_checked(target, text, run_length(suite.case(u.case).model_config))
+        except InvalidGolden as e:
             out[i] = Update(
                 u.result_path,
                 u.case,
                 u.environment,
                 u.platform,
                 u.verdict,
-                target=u.target,
+                target=target,
                 problem=str(e),
+                cleaned=cleaned,
             )
-            continue
-        try:
-            os.replace(tmp, u.target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
     return out
 
 

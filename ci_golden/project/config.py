@@ -9,14 +9,16 @@ and environments are errors with a "did you mean" hint: a typo must never shrink
 from __future__ import annotations
 
 import copy
+import os
 import sys
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ci_golden.errors import ConfigError
+from ci_golden.project.files import read_regular
 from ci_golden.project.schema import did_you_mean, first_error, json_pointer
-from ci_golden.project.yamlio import load_yaml
+from ci_golden.project.yamlio import MAX_YAML_BYTES, load_yaml
 
 CONFIG_FILE = "ci_golden.yaml"
 BASELINE_FILE = ".ci-golden-baseline.json"
@@ -174,11 +176,15 @@ def _read_pyproject(path: Path) -> dict[str, t.Any] | None:
             import tomli as tomllib
         except ModuleNotFoundError:
             return None
+    raw = read_regular(path, max_bytes=MAX_YAML_BYTES)
     try:
-        with path.open("rb") as f:
-            doc = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as e:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(path), f"not UTF-8 (byte {e.start})") from e
+    except tomllib.TOMLDecodeError as e:
         raise ConfigError(str(path), f"cannot read: {e}") from e
+    except RecursionError as e:
+        raise ConfigError(str(path), "cannot read: nested too deeply") from e
     section = doc.get("tool", {}).get("ci_golden")
     return section if isinstance(section, dict) else None
 
@@ -186,10 +192,10 @@ def _read_pyproject(path: Path) -> dict[str, t.Any] | None:
 def find_config(start: Path) -> Path | None:
     """``ci_golden.yaml`` in ``start``, else a pyproject.toml there with ``[tool.ci_golden]``."""
     candidate = start / CONFIG_FILE
-    if candidate.is_file():
+    if os.path.lexists(candidate):  # anything there is the config, and is read (or refused)
         return candidate
     pyproject = start / "pyproject.toml"
-    if pyproject.is_file() and _read_pyproject(pyproject) is not None:
+    if pyproject.exists() and _read_pyproject(pyproject) is not None:
         return pyproject
     return None
 
@@ -207,7 +213,7 @@ def load_config(
         path = find_config(cwd)
     user: dict[str, t.Any] = {}
     if path is not None:
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise ConfigError(str(path), "config file not found")
         if path.suffix == ".toml":
             section = _read_pyproject(path)

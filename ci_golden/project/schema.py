@@ -5,10 +5,12 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import math
 import typing as t
 from importlib import resources
 
 if t.TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
 
 SchemaName = t.Literal["golden_values", "model_config", "project_config", "result"]
@@ -80,7 +82,7 @@ def first_error(name: str, instance: t.Any) -> tuple[str, str] | None:
     if not errors:
         return None
     err = errors[0]
-    message = err.message
+    message = schema_message(err)
     if err.validator == "additionalProperties" and isinstance(err.instance, dict):
         props = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
         unknown = [k for k in err.instance if k not in props]
@@ -90,6 +92,14 @@ def first_error(name: str, instance: t.Any) -> tuple[str, str] | None:
         allowed = [v for v in t.cast("list[t.Any]", err.validator_value) if isinstance(v, str)]
         message = f"unknown value {err.instance!r}{did_you_mean(err.instance, allowed)}"
     return message, json_pointer(err.absolute_path)
+
+
+def schema_message(err: ValidationError) -> str:
+    """The message of a schema error; a NaN or infinity (YAML's ``.nan``, ``.inf``) is said so,
+    whichever keyword refused it."""
+    if isinstance(err.instance, float) and not math.isfinite(err.instance):
+        return f"{err.instance} is not a finite number"
+    return err.message
 
 
 def did_you_mean(word: str, choices: t.Iterable[str], *, listed: int = 40) -> str:

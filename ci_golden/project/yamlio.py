@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from ci_golden.errors import InputError
+from ci_golden.project.files import read_regular
 
 _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built
 
@@ -77,7 +78,8 @@ def expanded_size(data: t.Any, limit: int = MAX_EXPANDED_NODES) -> int:
 
     Shared sub-trees created by YAML anchors are sized once and memoized, so a
     "billion laughs" document is measured in linear time.
-    Raises :class:`RecursiveAlias` for a node that contains itself (``a: &a [*a]``).
+    Raises :class:`RecursiveAlias` for a node that contains itself (``a: &a [*a]``), and
+    :class:`LoneSurrogate` for a string that is not Unicode text.
     """
     memo: dict[int, int] = {}
     open_nodes: set[int] = set()
@@ -87,6 +89,11 @@ def expanded_size(data: t.Any, limit: int = MAX_EXPANDED_NODES) -> int:
         if key in memo:
             return memo[key]
         if not isinstance(node, (dict, list)):
+            if isinstance(node, str) and not node.isascii():
+                try:  # libyaml refuses a "\ud800" escape; PyYAML's Python parser does not
+                    node.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise LoneSurrogate(node) from None
             return 1
         if key in open_nodes:
             raise RecursiveAlias
@@ -106,6 +113,10 @@ class RecursiveAlias(Exception):
     """A YAML node that contains itself through an alias."""
 
 
+class LoneSurrogate(Exception):
+    """A string holding half of a UTF-16 surrogate pair, which no UTF-8 file can hold."""
+
+
 def load_yaml_text(text: str, name: str, repeats: list[Repeat] | None = None) -> t.Any:
     """Parse YAML text safely; keys repeated with the same value are added to ``repeats``."""
     loader = UniqueKeyLoader(text)
@@ -122,8 +133,14 @@ def load_yaml_text(text: str, name: str, repeats: list[Repeat] | None = None) ->
         if isinstance(e, yaml.constructor.ConstructorError):
             problem = f"unsafe or unknown YAML tag ({problem})"
         raise InputError(name, f"invalid YAML: {problem}", where) from e
+    except yaml.reader.ReaderError as e:  # a control character, or bytes that are not text
+        what = f"#x{e.character:04x}" if isinstance(e.character, int) else repr(e.character)
+        where = f"line {text.count(chr(10), 0, e.position) + 1}"
+        raise InputError(name, f"invalid YAML: character {what}: {e.reason}", where) from e
     except yaml.YAMLError as e:
-        raise InputError(name, f"invalid YAML: {e}") from e
+        raise InputError(name, f"invalid YAML: {' '.join(str(e).split())}") from e
+    except ValueError as e:  # an integer literal over Python's digit limit
+        raise InputError(name, "invalid YAML: an integer literal too long to read") from e
     finally:
         loader.dispose()
     if repeats is not None:
@@ -134,6 +151,10 @@ def load_yaml_text(text: str, name: str, repeats: list[Repeat] | None = None) ->
         raise InputError(
             name, "a YAML alias refers to a node that contains it (recursive alias); refused"
         ) from None
+    except LoneSurrogate as e:
+        raise InputError(
+            name, f"{ascii(e.args[0])[:60]} holds half of a UTF-16 surrogate pair, not a character"
+        ) from None
     if nodes > MAX_EXPANDED_NODES:
         raise InputError(
             name, f"YAML aliases expand to over {MAX_EXPANDED_NODES} nodes (alias bomb); refused"
@@ -142,19 +163,13 @@ def load_yaml_text(text: str, name: str, repeats: list[Repeat] | None = None) ->
 
 
 def read_yaml_text(path: Path) -> str:
-    """The text of a YAML file: size-limited, UTF-8 (a BOM is allowed); :class:`InputError` else."""
-    name = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_YAML_BYTES:
-            raise InputError(name, f"file is {size} bytes, over the limit of {MAX_YAML_BYTES}")
-        raw = path.read_bytes()
-    except OSError as e:
-        raise InputError(name, f"cannot read file: {e.strerror or e}") from e
+    """The text of a YAML file: a regular file, size-limited, UTF-8 (a BOM is allowed);
+    :class:`InputError` else."""
+    raw = read_regular(path, max_bytes=MAX_YAML_BYTES)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise InputError(name, f"not UTF-8 (byte {e.start})") from e
+        raise InputError(str(path), f"not UTF-8 (byte {e.start})") from e
     return text
 
 

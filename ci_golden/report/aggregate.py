@@ -22,6 +22,7 @@ from ci_golden.compare.result import (
 )
 from ci_golden.errors import InputError
 from ci_golden.goldens.model import read_json
+from ci_golden.project.files import not_regular
 
 REPORT_VERSION = 1
 NO_RESULT = "no result: the job did not run or its artifact is missing"
@@ -215,7 +216,7 @@ def locate_results(
             files = sorted(path.rglob(RESULT_FILE))
             if not files and not missing_ok:
                 raise InputError(str(path), f"no {RESULT_FILE} found in this folder or below")
-        elif path.is_file():
+        elif path.exists():  # a file; reading refuses a FIFO, socket or device
             files = [path]
         elif missing_ok:
             files = []
@@ -267,8 +268,8 @@ def load_expected(path: Path) -> tuple[ExpectedJob, ...]:
     ``ci-golden matrix --ci github`` writes; other keys are ignored)."""
 
     name = str(path)
-    if not path.is_file():
-        raise InputError(name, "no such file" if not path.exists() else "not a file")
+    if not path.exists():
+        raise InputError(name, "no such file")
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("include"), list):
         raise InputError(
@@ -360,6 +361,9 @@ def check_out_path(path: Path) -> None:
     something on its way is a file. Checked before any work, so nothing is left half-done."""
     if path.is_dir():
         raise InputError(str(path), "cannot write the file: this is a folder")
+    kind = not_regular(path.stat().st_mode) if path.exists() else None
+    if kind is not None:
+        raise InputError(str(path), f"cannot write the file: it is {kind}, not a regular file")
     for parent in path.parents:
         if parent.is_dir():
             return

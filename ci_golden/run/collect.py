@@ -22,12 +22,14 @@ import numpy as np
 
 from ci_golden.errors import InputError
 from ci_golden.goldens.model import (
+    MAX_STEP,
     GoldenFormatError,
     GoldenValues,
     MetricSeries,
     StepScale,
     load_golden,
 )
+from ci_golden.project.files import open_regular
 from ci_golden.run.tfevents import (
     EVENT_GLOB,
     event_files,
@@ -73,9 +75,12 @@ MEMORY_FIELDS = {
     "max reserved": "mem-max-reserved-bytes",
 }
 MEGABYTE = 1024.0 * 1024.0
-_ITERATION = re.compile(r"\biteration\s+(\d+)\s*/\s*(\d+)\s*\|")
-_MEMORY = re.compile(r"\(after (\d+) iterations\) memory \(MB\)\s*\|")
+_ITERATION = re.compile(r"\biteration\s+([0-9]+)\s*/\s*([0-9]+)\s*\|")
+_MEMORY = re.compile(r"\(after ([0-9]+) iterations\) memory \(MB\)\s*\|")
 _STEP_KEYS = ("step", "iteration")
+# A line is read up to this many bytes, so that any input costs bounded memory: a 400 MB line
+# without a newline is refused after 4 MiB.
+MAX_LINE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,35 @@ def _fields(text: str) -> t.Iterator[tuple[str, float]]:
                 yield key, value
 
 
+def _lines(path: Path) -> t.Iterator[tuple[int, bytes]]:
+    """``(line number, line)`` of a file, each line read up to :data:`MAX_LINE_BYTES`."""
+    with open_regular(path) as f:
+        number = 0
+        while True:
+            try:
+                line = f.readline(MAX_LINE_BYTES + 1)
+            except OSError as e:
+                raise InputError(str(path), f"cannot read file: {e.strerror or e}") from e
+            if not line:
+                return
+            number += 1
+            if len(line) > MAX_LINE_BYTES:
+                raise InputError(
+                    str(path), f"line over {MAX_LINE_BYTES} bytes; refused", f"line {number}"
+                )
+            yield number, line
+
+
+def _step(text: str, name: str, number: int) -> int:
+    """A step number of a line of file ``name``, within 0..MAX_STEP."""
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_STEP)):  # no int() of a 5,000-digit number
+        raise InputError(
+            name, f"step {digits[:30]}... is out of range (0 to {MAX_STEP})", f"line {number}"
+        )
+    return int(digits)
+
+
 def read_megatron_log(path: Path) -> Collected:
     """Parse Megatron-LM's stdout: ``training_log`` lines (`` iteration   10/  100 | lm loss:
     1.03E+01 | ...``) and ``report_memory`` lines (``[Rank 0] (after 10 iterations) memory (MB) |
@@ -120,35 +154,69 @@ def read_megatron_log(path: Path) -> Collected:
     """
     series: Series = {}
     train_iters: int | None = None
-    try:
-        handle = path.open(encoding="utf-8", errors="replace")
-    except OSError as e:
-        raise InputError(str(path), f"cannot read file: {e.strerror or e}") from e
-    with handle:
-        for line in handle:
-            parsed = parse_log_line(line, series)
-            if parsed is not None:
-                train_iters = parsed[1]
+    for number, raw in _lines(path):
+        parsed = parse_log_line(raw.decode("utf-8", errors="replace"), series, str(path), number)
+        if parsed is not None:
+            train_iters = parsed[1]
     return Collected(series, train_iters)
 
 
-def parse_log_line(line: str, series: Series) -> tuple[int, int] | None:
-    """Add the fields of one line of Megatron-LM's stdout to ``series`` (see
-    :func:`read_megatron_log`); the (step, train_iters) of a ``training_log`` line, else None."""
+def parse_log_line(line: str, series: Series, name: str, number: int) -> tuple[int, int] | None:
+    """Add the fields of one line of Megatron-LM's stdout (line ``number`` of file ``name``) to
+    ``series`` (see :func:`read_megatron_log`); the (step, train_iters) of a ``training_log``
+    line, else None."""
     m = _ITERATION.search(line)
     if m is not None:
-        step = int(m.group(1))
+        step, train_iters = _step(m.group(1), name, number), _step(m.group(2), name, number)
         for key, value in _fields(line[m.end() :]):
-            name, scale = LOG_FIELDS.get(key, (key, 1.0))
-            series.setdefault(name, {})[step] = value / -scale if scale < 0 else value * scale
-        return step, int(m.group(2))
+            metric, scale = LOG_FIELDS.get(key, (key, 1.0))
+            series.setdefault(metric, {})[step] = value / -scale if scale < 0 else value * scale
+        return step, train_iters
     m = _MEMORY.search(line)
     if m is not None:
-        step = int(m.group(1))
+        step = _step(m.group(1), name, number)
         for key, value in _fields(line[m.end() :]):
             if key in MEMORY_FIELDS:
                 series.setdefault(MEMORY_FIELDS[key], {})[step] = value * MEGABYTE
     return None
+
+
+def _float(value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond a double: not a finite value
+        return math.inf
+
+
+def _parse_json(line: str, name: str, number: int) -> t.Any:
+    where = f"line {number}"
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise InputError(name, f"not JSON: {e.msg}", where) from e
+    except RecursionError as e:
+        raise InputError(name, "not JSON: nested too deeply", where) from e
+    except ValueError as e:  # an integer literal over Python's digit limit
+        raise InputError(name, "not JSON: an integer literal too long to read", where) from e
+
+
+def _metric_name(key: str, name: str, number: int) -> str:
+    if not key.isascii():
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(
+                name,
+                f"metric name {json.dumps(key)} holds half of a UTF-16 surrogate pair",
+                f"line {number}",
+            ) from None
+    return key
+
+
+def _shown(name: str) -> str:
+    """A metric name from a file, for a one-line message: quoted and escaped when it holds a line
+    break or another character that does not print."""
+    return name if name.isprintable() else json.dumps(name)
 
 
 def read_jsonl(path: Path) -> Collected:
@@ -156,21 +224,20 @@ def read_jsonl(path: Path) -> Collected:
 
     A value that is ``null`` or ``"nan"`` is a logged non-finite value; strings and booleans
     (timestamps, flags) are not metrics and are skipped. A blank line is skipped; a line that is
-    not an object with an integer step is an error naming the line, except a last line that is
-    neither ended nor JSON: it was cut short (the run was stopped while writing it), and is left
-    out with a note.
+    not an object with an integer step from 0 to ``MAX_STEP`` is an error naming the line, except
+    a last line that is neither ended nor JSON: it was cut short (the run was stopped while writing
+    it), and is left out with a note.
     """
     series: Series = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(str(path), f"cannot read file: {e}") from e
-    lines = text.splitlines()
-    for number, line in enumerate(lines, 1):
+    for number, raw in _lines(path):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(str(path), f"not UTF-8 (byte {e.start})", f"line {number}") from e
         try:
             parse_jsonl_line(line, series, str(path), number)
         except InputError:
-            if number < len(lines) or text.endswith(("\n", "\r")):
+            if raw.endswith((b"\n", b"\r")):
                 raise
             note = f"{path}: line {number} is cut short (the run stopped while writing it)"
             return Collected(series, notes=(note,))
@@ -182,20 +249,21 @@ def parse_jsonl_line(line: str, series: Series, name: str, number: int) -> int |
     for a blank line (see :func:`read_jsonl`)."""
     if not line.strip():
         return None
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise InputError(name, f"not JSON: {e.msg}", f"line {number}") from e
+    record = _parse_json(line, name, number)
     step = next((record[k] for k in _STEP_KEYS if isinstance(record, dict) and k in record), None)
     if isinstance(step, bool) or not isinstance(step, int):
         raise InputError(name, "expected an object with an integer 'step'", f"line {number}")
+    if not 0 <= step <= MAX_STEP:
+        raise InputError(
+            name, f"step {str(step)[:30]} is out of range (0 to {MAX_STEP})", f"line {number}"
+        )
     for key, value in record.items():
         if key in _STEP_KEYS:
             continue
         if value is None or (isinstance(value, str) and value.lower() == "nan"):
-            series.setdefault(key, {})[step] = math.nan
+            series.setdefault(_metric_name(key, name, number), {})[step] = math.nan
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            series.setdefault(key, {})[step] = float(value)
+            series.setdefault(_metric_name(key, name, number), {})[step] = _float(value)
     return step
 
 
@@ -222,7 +290,7 @@ def read_tensorboard(source: Path, *, merge_all: bool = True) -> Collected:
     reads a convergence test; else only the oldest file that holds scalars, as it reads a normal
     test (``--is-normal-test``). A folder with no event file is an :class:`InputError`.
     """
-    files = [source] if source.is_file() else event_files(source)
+    files = event_files(source) if source.is_dir() else [source]  # a FIFO is refused, not globbed
     if not files:
         raise InputError(str(source), f"no {EVENT_GLOB} file in this folder")
     series: Series = {}
@@ -364,7 +432,7 @@ def collect(
         raise InputError(
             where,
             f"none of the metrics {wanted} was logged on the step grid "
-            f"(found: {', '.join(sorted(merged.series))})",
+            f"(found: {', '.join(map(_shown, sorted(merged.series)))})",
         )
     return values, merged.notes
 

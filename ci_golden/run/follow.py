@@ -118,7 +118,7 @@ class Reader:
         for line in self._tail.lines():
             self._tail.number += 1
             if self.kind == "log":
-                parsed = parse_log_line(line, self.series)
+                parsed = parse_log_line(line, self.series, str(self._tail.path), self._tail.number)
                 if parsed is not None:
                     self.train_iters = parsed[1]
                     self.last_step = max(self.last_step or parsed[0], parsed[0])

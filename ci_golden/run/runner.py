@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ci_golden.errors import RunnerError
+from ci_golden.errors import InputError, RunnerError
 from ci_golden.project.config import Platform
 
 NVIDIA_SMI_QUERY = ("--query-gpu=name,memory.total,driver_version", "--format=csv,noheader")
@@ -170,12 +170,16 @@ def _pump(
     prefix: str,
     sink: Sink | None,
     redact: t.Callable[[str], str] | None,
+    failed: list[OSError],
 ) -> None:
     for raw in iter(stream.readline, b""):
         if redact is not None:  # bytes that are not UTF-8 pass through unchanged
             raw = redact(raw.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
-        log.write(raw)
-        log.flush()
+        if not failed:
+            try:
+                log.write(raw)  # unbuffered: a full disk fails here, not at close
+            except OSError as e:
+                failed.append(e)  # keep reading: a process whose pipe is full would hang
         if sink is not None:
             sink(prefix + raw.decode("utf-8", errors="replace").rstrip("\r\n"))
 
@@ -198,12 +202,14 @@ def run_process(
     SIGKILL after ``grace`` seconds.
 
     stdout and stderr go, merged, to ``log_path`` and line by line to ``sink`` with ``prefix``,
-    each line through ``redact`` first.
+    each line through ``redact`` first. A log that cannot be written (a full disk) is an
+    :class:`InputError` once the process ended.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start, t0 = now(), time.monotonic()
     timed_out = cancelled = stopped = False
-    with log_path.open("wb") as log:
+    failed: list[OSError] = []
+    with log_path.open("wb", buffering=0) as log:
         try:
             proc = subprocess.Popen(
                 list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
@@ -213,7 +219,7 @@ def run_process(
             raise RunnerError(f"cannot start {argv[0]}: {e.strerror or e}") from e
         assert proc.stdout is not None
         pump = threading.Thread(
-            target=_pump, args=(proc.stdout, log, prefix, sink, redact), daemon=True
+            target=_pump, args=(proc.stdout, log, prefix, sink, redact, failed), daemon=True
         )
         pump.start()
         try:
@@ -229,6 +235,8 @@ def run_process(
                 stop_group(proc.pid, grace if timed_out or stopped else min(grace, 2.0))
                 proc.wait()
                 pump.join(timeout=5)
+    if failed:
+        raise InputError(str(log_path), f"cannot write the log: {failed[0].strerror}")
     return ProcessResult(
         tuple(argv), proc.returncode, timed_out, cancelled, start, now(), time.monotonic() - t0,
         stopped,

@@ -1,10 +1,12 @@
 """TensorBoard event files: the TFRecord framing read directly, each Event decoded by protobuf.
 
 A record is ``uint64 length | uint32 masked-crc32c(length) | data | uint32 masked-crc32c(data)``,
-all little-endian. The header checksum is verified (memoized: a run's records have few distinct
-lengths); the payload checksum is not, the protobuf decoder rejects a damaged payload instead.
-A file cut short (a run killed mid-write) is read up to the last complete record, and the cut
-is reported. Decoding uses tensorboard's compiled ``event_pb2`` (the optional ``tensorboard``
+all little-endian. Both checksums are verified (CRC-32C by google-crc32c, in C): a record whose
+data does not match its checksum is an error naming the file and the record's byte offset, so a
+flipped bit never becomes a wrong value. A file cut short (a run killed mid-write) is read up to
+the last complete record, and the cut is reported; so is a damaged record header, since nothing
+after it can be framed. The file is mapped, not read, so memory stays bounded by the largest
+record decoded. Decoding uses tensorboard's compiled ``event_pb2`` (the optional ``tensorboard``
 extra, or tensorboardX's copy of it), which is far faster than TensorBoard's
 ``EventAccumulator`` with its pure-Python reader.
 """
@@ -12,42 +14,52 @@ extra, or tensorboardX's copy of it), which is far faster than TensorBoard's
 from __future__ import annotations
 
 import functools
+import mmap
 import struct
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ci_golden.errors import InputError, RunnerError
+from ci_golden.goldens.model import MAX_STEP
+from ci_golden.project.files import open_regular
 
 EVENT_GLOB = "events*tfevents*"
 MISSING_EXTRA = (
-    "reading TensorBoard event files needs the optional tensorboard package: "
-    "pip install 'ci-golden[tensorboard]'"
+    "reading TensorBoard event files needs the optional tensorboard extra "
+    "(tensorboard, google-crc32c): pip install 'ci-golden[tensorboard]'"
 )
+# Scalar events are under 200 bytes; larger records (images, histograms) are checked in chunks
+# of this size and decoded only up to it, so no record costs more memory than this.
+MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 _HEADER = struct.Struct("<QI")
-_CRC_TABLE: list[int] = []
-for _i in range(256):
-    _c = _i
-    for _ in range(8):
-        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-    _CRC_TABLE.append(_c)
+_CRC = struct.Struct("<I")
+
+
+def _crc32c() -> t.Any:
+    try:
+        import google_crc32c
+    except ImportError as e:
+        raise RunnerError(MISSING_EXTRA) from e
+    return google_crc32c
+
+
+def _mask(crc: int) -> int:
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def masked_crc32c(data: bytes) -> int:
     """TFRecord's masked CRC-32C (Castagnoli) of ``data``."""
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc = _CRC_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    crc ^= 0xFFFFFFFF
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+    return _mask(_crc32c().value(data))
 
 
 @functools.lru_cache(maxsize=1)
 def has_event_reader() -> bool:
-    """Whether event files can be read here (tensorboard or tensorboardX installed)."""
+    """Whether event files can be read here (tensorboard or tensorboardX, and google-crc32c)."""
     try:
         _event_class()
+        _crc32c()
     except RunnerError:
         return False
     return True
@@ -119,59 +131,60 @@ def read_event_file(path: Path) -> EventScalars:
     """Every scalar of one event file: ``simple_value`` summaries and single-element tensors.
 
     Tensors of a tag whose metadata names a plugin other than ``scalars`` (text, histograms,
-    hparams) are left out.
+    hparams) are left out. Raises :class:`InputError` naming the byte offset of a record whose
+    data fails its checksum, is not an Event, or logs a step out of range (0 to ``MAX_STEP``).
     """
     out = EventScalars(path)
-    decode_records(_read_bytes(path), out, final=True)
+    _decode_file(out, final=True)
     return out
 
 
 def read_event_tail(out: EventScalars) -> None:
     """Add the records written to ``out.path`` since ``out.offset`` (a file still being written:
     a record cut short is left for the next call)."""
-    try:
-        with out.path.open("rb") as f:
-            f.seek(out.offset)
-            data = f.read()
-    except OSError as e:
-        raise InputError(str(out.path), f"cannot read file: {e.strerror or e}") from e
-    if data:
-        decode_records(data, out, final=False)
+    _decode_file(out, final=False)
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise InputError(str(path), f"cannot read file: {e.strerror or e}") from e
+def _decode_file(out: EventScalars, *, final: bool) -> None:
+    with open_regular(out.path) as f:
+        size = f.seek(0, 2)
+        if size <= out.offset:
+            return
+        try:
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as e:
+            raise InputError(str(out.path), f"cannot read file: {e}") from e
+    with data:
+        decode_records(data, size, out, final=final)
 
 
-def decode_records(data: bytes, out: EventScalars, *, final: bool) -> None:
-    """Decode the complete records of ``data`` (the bytes of ``out.path`` from ``out.offset``)
+def decode_records(data: t.Any, size: int, out: EventScalars, *, final: bool) -> None:
+    """Decode the complete records of ``data[out.offset:size]`` (the bytes of ``out.path``)
     into ``out`` and move ``out.offset`` past them. ``final``: the file is complete, so a record
     cut short is noted as a truncation."""
-    event_cls = _event_class()
-    from_string = event_cls.FromString
-    path, base = out.path, out.offset
+    from_string = _event_class().FromString
+    crc = _crc32c()
+    path = out.path
     scalars = out.scalars
     other_plugin = out.other_plugin
+    unpack, unpack_crc = _HEADER.unpack_from, _CRC.unpack_from
+    value_of, extend = crc.value, crc.extend
     known_headers: dict[bytes, int] = {}
-    unpack = _HEADER.unpack_from
-    pos, size, records = 0, len(data), out.records
+    pos, records = out.offset, out.records
     while pos < size:
         if pos + 12 > size:
             if final:
                 out.notes.append(
-                    f"{path}: truncated at byte {base + pos} (partial record header); "
+                    f"{path}: truncated at byte {pos} (partial record header); "
                     f"read {records} records up to the cut"
                 )
             break
         length, header_crc = unpack(data, pos)
         header = data[pos : pos + 8]
-        if known_headers.get(header) != header_crc:
-            if masked_crc32c(header) != header_crc:
+        if known_headers.get(header) != header_crc:  # a run's records have few lengths
+            if _mask(value_of(header)) != header_crc:
                 note = (
-                    f"{path}: corrupt record header at byte {base + pos}; "
+                    f"{path}: corrupt record header at byte {pos}; "
                     f"read {records} records up to there"
                 )
                 if note not in out.notes:  # a followed file meets it again on every call
@@ -183,20 +196,47 @@ def decode_records(data: bytes, out: EventScalars, *, final: bool) -> None:
         if end + 4 > size:
             if final:
                 out.notes.append(
-                    f"{path}: truncated at byte {base + pos} (record of {length} bytes cut short); "
+                    f"{path}: truncated at byte {pos} (record of {length} bytes cut short); "
                     f"read {records} records up to the cut"
                 )
             break
+        if length <= MAX_RECORD_BYTES:
+            payload: bytes | None = data[start:end]
+            checksum = value_of(payload)
+        else:  # checked in chunks, not decoded: no scalar logger writes such a record
+            payload, checksum = None, 0
+            for chunk in range(start, end, MAX_RECORD_BYTES):
+                checksum = extend(checksum, data[chunk : min(chunk + MAX_RECORD_BYTES, end)])
+        # _mask() inlined: this runs once per record
+        if (((checksum >> 15) | (checksum << 17)) + 0xA282EAD8) & 0xFFFFFFFF != unpack_crc(
+            data, end
+        )[0]:
+            raise InputError(
+                str(path),
+                f"record at byte {pos} is damaged: its {length} bytes of data do not match "
+                "their checksum",
+            )
+        at, pos = pos, end + 4
+        records += 1
+        if payload is None:
+            out.notes.append(
+                f"{path}: record at byte {at} of {length} bytes skipped "
+                f"(over {MAX_RECORD_BYTES} bytes, so not a scalar)"
+            )
+            continue
         try:
-            event = from_string(data[start:end])
+            event = from_string(payload)
         except Exception as e:  # google.protobuf.message.DecodeError
             raise InputError(
-                str(path), f"record at byte {base + pos} is not a TensorBoard Event: {e}"
+                str(path), f"record at byte {at} is not a TensorBoard Event: {e}"
             ) from e
-        pos = end + 4
-        records += 1
         step = event.step
-        for value in event.summary.value:
+        values = event.summary.value
+        if values and not 0 <= step <= MAX_STEP:
+            raise InputError(
+                str(path), f"record at byte {at} logs step {step}, out of range (0 to {MAX_STEP})"
+            )
+        for value in values:
             kind = value.WhichOneof("value")
             tag = value.tag
             if kind == "simple_value":
@@ -218,7 +258,7 @@ def decode_records(data: bytes, out: EventScalars, *, final: bool) -> None:
                 series = scalars[tag] = {}
             series[step] = number  # type: ignore[assignment]
     out.records = records
-    out.offset = base + pos
+    out.offset = pos
 
 
 def event_files(folder: Path) -> list[Path]:

@@ -20,7 +20,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ci_golden.errors import InputError
+from ci_golden.goldens.model import MAX_GOLDEN_BYTES
 from ci_golden.project.config import ValidateSettings
+from ci_golden.project.files import UnreadableFile, read_regular
 from ci_golden.project.globs import glob_match
 from ci_golden.validate.engine import ValidationResult
 from ci_golden.validate.findings import BaselineEntry, Finding
@@ -69,18 +71,22 @@ def read_baseline(path: Path) -> Counter[BaselineEntry] | None:
     """The entries of a baseline file (an entry may occur more than once), or None when there
     is no such file; :class:`InputError` naming the place of anything malformed."""
     name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not os.path.lexists(name):
         return None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(
-            name, f"cannot read the baseline: {getattr(e, 'strerror', None) or e}"
-        ) from e
+    try:  # a regular file only: a FIFO would wait for a writer
+        text = read_regular(name, max_bytes=MAX_GOLDEN_BYTES).decode("utf-8")
+    except UnreadableFile as e:
+        raise InputError(name, f"cannot read the baseline: {e.reason}") from e
+    except UnicodeDecodeError as e:
+        raise InputError(name, f"cannot read the baseline: {e}") from e
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(name, f"not JSON: {e.msg}", f"line {e.lineno} column {e.colno}") from e
+    except RecursionError as e:
+        raise InputError(name, "not JSON: nested too deeply") from e
+    except ValueError as e:  # an integer literal over Python's digit limit
+        raise InputError(name, "not JSON: an integer literal too long to read") from e
     if not isinstance(doc, dict) or doc.get("version") != BASELINE_VERSION:
         raise InputError(
             name,

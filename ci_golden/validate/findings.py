@@ -61,7 +61,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     # case configs
     "CG140": (
         "error",
-        "model_config.yaml cannot be read as YAML (syntax, encoding, unsafe tag, alias bomb, size)",
+        "model_config.yaml cannot be read as YAML (syntax, encoding, unsafe tag, alias bomb, size, "
+        "not a regular file)",
     ),
     "CG141": ("error", "model_config.yaml does not match schemas/model_config.schema.json"),
     "CG142": (
@@ -80,9 +81,13 @@ CODES: dict[str, tuple[Severity, str]] = {
     # the tree
     "CG150": (
         "error",
-        "case folder name unusable as a job name (whitespace, '..', control characters)",
+        "case folder name unusable as a job name (whitespace, '..', control characters, not UTF-8)",
     ),
-    "CG151": ("error", "tree problem: symlink loop, broken or folder symlink, unlistable folder"),
+    "CG151": (
+        "error",
+        "tree problem: symlink loop, broken or folder symlink, a case file linked to a FIFO or "
+        "device, unlistable folder",
+    ),
 }
 
 

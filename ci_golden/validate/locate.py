@@ -12,7 +12,9 @@ import re
 import typing as t
 from pathlib import Path
 
-from ci_golden.goldens.model import line_of
+from ci_golden.errors import InputError
+from ci_golden.goldens.model import MAX_GOLDEN_BYTES, line_of
+from ci_golden.project.files import read_regular
 from ci_golden.project.schema import did_you_mean, json_pointer
 from ci_golden.validate.findings import Finding, finding
 
@@ -56,9 +58,10 @@ def locate(text: str, parts: t.Sequence[t.Any], *, yaml: bool = False) -> int | 
 
 
 def read_text(path: Path) -> str:
+    """The text of a file already read once, to find lines in; "" when it cannot be read."""
     try:
-        return path.read_bytes().decode("utf-8", errors="replace")
-    except OSError:
+        return read_regular(path, max_bytes=MAX_GOLDEN_BYTES).decode("utf-8", errors="replace")
+    except InputError:
         return ""
 
 
@@ -132,7 +135,9 @@ def schema_findings(
         inst = e.instance
         this = code
         message = _message(e)
-        if isinstance(inst, float) and not math.isfinite(inst):  # 1e400 parses as inf
+        if isinstance(inst, float) and not math.isfinite(inst) and yaml:  # .nan, .inf
+            message = f"{inst} is not a finite number"
+        elif isinstance(inst, float) and not math.isfinite(inst):  # 1e400 parses as inf
             this, message = (
                 "CG106",
                 f"{short(inst)}: a number out of the range of a double; "

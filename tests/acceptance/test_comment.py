@@ -8,6 +8,7 @@ the client's own limits (CI_GOLDEN_HTTP_*) and the subprocess timeout, never by 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import typing as t
@@ -652,3 +653,20 @@ def test_gitlab_branch_pipeline(gitlab_api: GitLabAPIServer, tmp_path: Path) -> 
         0,
         "ci-golden comment: this pipeline (push) belongs to no merge request: no comment posted\n",
     )
+
+
+def test_a_fork_whose_step_summary_is_a_fifo(github_api: GitHubAPIServer, tmp_path: Path) -> None:
+    payload = json.loads((EVENTS / "pull_request.opened.json").read_text())
+    payload["pull_request"]["head"]["repo"]["full_name"] = "Octocoder/Hello-World"
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(payload))
+    env = github_env(github_api, tmp_path, str(event), token=READ_ONLY)
+    summary = tmp_path / "summary.md"
+    os.mkfifo(summary)  # appending to it would wait for a reader forever
+    result = comment(report(tmp_path, text="from a fork"), env=env)
+    assert (result.returncode, result.stderr.splitlines()[-1]) == (
+        2,
+        f"ci-golden comment: error: {summary}: not a regular file (a FIFO); refused without "
+        "opening it",
+    )
+    assert github_api.comments(OWNER, NAME, PR) == []

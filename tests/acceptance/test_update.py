@@ -484,3 +484,44 @@ def test_sigkill_in_the_middle_leaves_every_golden_old_or_new_and_valid(
         for p in (root / "cases").rglob("golden_values*.json")
         if not p.name.endswith(".json")
     ] == []
+
+    again = subprocess.run(
+        [sys.executable, "-m", "ci_golden", "update", "out"],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert list((root / "cases").rglob("*.tmp")) == []  # whatever the kill left is gone
+    for line in again.stderr.splitlines():
+        assert line.endswith(".tmp, left by an interrupted update"), line
+
+
+def test_temp_files_of_an_interrupted_update_are_removed_and_said(
+    tmp_path: Path, cli: t.Any
+) -> None:
+    root = project(tmp_path, {"a": {"golden_values_dev_cpu.json": values(20)}})
+    folder = root / "cases" / "a"
+    stale = folder / ".golden_values_dev_cpu.json.k1ll3d00.tmp"  # a writer killed mid-write
+    stale.write_text('{"lm lo')
+    live = folder / ".golden_values_dev_cpu.json.w0rk1ng0.tmp"  # a writer still at work
+    live.write_text("")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()",
+         str(live)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        make_result(root, root / "out", "a", "cpu", values(20, scale=1.1))
+        res = cli("update", "out", cwd=root)
+    finally:
+        holder.communicate("")
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == (
+        "ci-golden update: removed cases/a/.golden_values_dev_cpu.json.k1ll3d00.tmp, "
+        "left by an interrupted update\n"
+    )
+    assert sorted(p.name for p in folder.iterdir()) == [live.name, "golden_values_dev_cpu.json",
+                                                         "model_config.yaml"]  # fmt: skip
+    assert load_golden(folder / "golden_values_dev_cpu.json").same_as(values(20, scale=1.1))

@@ -7,6 +7,8 @@ import json
 import math
 import os
 import struct
+import subprocess
+import sys
 import typing as t
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 from ci_golden.compare.engine import compare_values
 from ci_golden.errors import InputError
 from ci_golden.goldens.model import GoldenValues, MetricSeries, load_golden
+from ci_golden.run import tfevents
 from ci_golden.run.collect import (
     grid_interval,
     on_golden_grid,
@@ -265,7 +268,7 @@ def test_cli_without_tensorboard_says_how_to_install(
     assert (res.returncode, res.stdout) == (2, "")
     assert res.stderr == (
         "ci-golden collect: error: reading TensorBoard event files needs the optional tensorboard "
-        "package: pip install 'ci-golden[tensorboard]'\n"
+        "extra (tensorboard, google-crc32c): pip install 'ci-golden[tensorboard]'\n"
     )
 
 
@@ -511,3 +514,147 @@ def test_every_corpus_golden_passes_against_its_own_values(
         if set(got.values()) != {"pass"}:
             failing[path.relative_to(corpus).as_posix()] = got
     assert failing == {}
+
+
+# --- bounded work on any input: cost follows the steps present, never their numbers -------
+
+
+def test_sparse_jsonl_steps_up_to_1e18_cost_what_is_present(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    path = tmp_path / "metrics.jsonl"
+    big = 10**17
+    path.write_text(
+        f'{{"step": {big}, "lm loss": 1.0}}\n{{"step": {5 * big}, "lm loss": 2.0}}\n'
+        f'{{"step": {10**18 - 1}, "lm loss": 3.0}}\n'
+    )
+    res = cli("collect", path, "--step-size", big, timeout=30)
+    assert (res.returncode, res.stderr) == (0, "")
+    assert json.loads(res.stdout)["lm loss"]["values"] == {str(big): 1.0, str(5 * big): 2.0}
+    # before: a loop over every step number up to 10^15
+    path.write_text('{"step": 1, "lm loss": 1.5}\n{"step": 1000000000000000, "lm loss": 2.0}\n')
+    res = cli("collect", path, timeout=30)
+    assert json.loads(res.stdout)["lm loss"]["values"] == {"1": 1.5, "1000000000000000": 2.0}
+    res = cli("collect", path, "--train-iters", "3", timeout=30)
+    assert json.loads(res.stdout)["lm loss"]["values"] == {"1": 1.5}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"step": 1000000000000000000, "x": 1}', "step 1000000000000000000 is out of range"),
+        ('{"step": -1, "x": 1}', "step -1 is out of range"),
+        ('{"step": 100000000000000000000000, "x": 1}', "step 100000000000000000000000 is out"),
+    ],
+)
+def test_jsonl_steps_out_of_range(
+    tmp_path: Path, cli: t.Callable[..., t.Any], line: str, message: str
+) -> None:
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "x": 1}\n' + line + "\n")
+    res = cli("collect", path, timeout=30)
+    assert res.returncode == 2
+    assert res.stderr.startswith(f"ci-golden collect: error: {path}::line 2: {message}")
+    assert res.stderr.endswith("(0 to 999999999999999999)\n")
+
+
+def test_a_log_with_a_huge_run_length(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    path = tmp_path / "stdout.log"
+    path.write_text(" iteration 1000000000000000/ 1000000000000000 | lm loss: 1.5 |\n")
+    res = cli("collect", path, timeout=30)
+    assert json.loads(res.stdout)["lm loss"]["values"] == {"1000000000000000": 1.5}
+    path.write_text(" iteration " + "9" * 5000 + "/ 10 | lm loss: 1.5 |\n")
+    res = cli("collect", path, timeout=30)
+    assert res.stderr == (
+        f"ci-golden collect: error: {path}::line 1: step {'9' * 30}... is out of range "
+        "(0 to 999999999999999999)\n"
+    )
+
+
+def test_log_steps_are_ascii_digits(tmp_path: Path) -> None:
+    path = tmp_path / "stdout.log"
+    path.write_text(" iteration ٣/ 10 | lm loss: 1.5 |\n iteration 4/ 10 | lm loss: 2.5 |\n")
+    assert read_megatron_log(path).series == {"lm loss": {4: 2.5}}
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "stdout.log"])
+def test_a_400_mb_line_without_a_newline_in_bounded_memory(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    with path.open("wb") as f:
+        f.truncate(400 * 1024 * 1024)  # sparse: 400 MB of NUL bytes, no newline, no disk used
+    # a fresh interpreter whose only child is the CLI, so that its peak memory is the CLI's
+    probe = (
+        "import resource, subprocess, sys\n"
+        "p = subprocess.run([sys.executable, '-m', 'ci_golden', 'collect', sys.argv[1]],"
+        " capture_output=True, text=True)\n"
+        "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "sys.stdout.write(p.stderr)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=120
+    ).stdout.splitlines()
+    code, peak_kib = map(int, out[0].split())
+    assert code == 2
+    assert out[1:] == [
+        f"ci-golden collect: error: {path}::line 1: line over 4194304 bytes; refused"
+    ]
+    assert peak_kib < 150 * 1024  # the line is 400 MB; the reader keeps at most 4 MiB of it
+
+
+def test_sparse_event_steps_and_their_range(tmp_path: Path, cli: t.Callable[..., t.Any]) -> None:
+    write_tbx(tmp_path / "tb", {"grad-norm": {1: 1.0, 10**15: 2.0, 10**18 - 1: 3.0}})
+    res = cli("collect", tmp_path / "tb", "--train-iters", "2", timeout=30)
+    assert json.loads(res.stdout)["grad-norm"]["values"] == {"1": 1.0}
+    res = cli("collect", tmp_path / "tb", "--step-size", 10**15, "--metric", "grad-norm",
+              "--train-iters", 3 * 10**15, timeout=30)  # fmt: skip
+    assert json.loads(res.stdout)["grad-norm"]["values"] == {"1": 1.0, str(10**15): 2.0}
+    path = write_tensorboard(tmp_path / "neg", [(-3, tensor_value("x", 1.0))])
+    res = cli("collect", path.parent, timeout=30)
+    assert res.returncode == 2
+    assert res.stderr.startswith(f"ci-golden collect: error: {path}: record at byte ")
+    assert res.stderr.endswith(" logs step -3, out of range (0 to 999999999999999999)\n")
+
+
+def record_offsets(data: bytes) -> list[int]:
+    offsets, pos = [], 0
+    while pos < len(data):
+        offsets.append(pos)
+        pos += 16 + struct.unpack_from("<Q", data, pos)[0]
+    return offsets
+
+
+def test_a_flipped_bit_in_a_value_is_an_error_with_the_offset(
+    tmp_path: Path, cli: t.Callable[..., t.Any]
+) -> None:
+    path = write_tbx(tmp_path, {"grad-norm": {1: 1.0, 2: 2.0}})
+    data = bytearray(path.read_bytes())
+    second = record_offsets(bytes(data))[2]  # the version record, then the first scalar
+    length = struct.unpack_from("<Q", data, second)[0]
+    value_at = second + 12 + length - 4  # the last 4 bytes of the Event: the float 2.0
+    assert struct.unpack_from("<f", data, value_at)[0] == 2.0
+    data[value_at + 2] ^= 0x01  # 2.0 becomes 2.0000002: still a valid Event, a wrong value
+    path.write_bytes(bytes(data))
+    res = cli("collect", tmp_path, timeout=30)
+    assert (res.returncode, res.stdout) == (2, "")
+    assert res.stderr == (
+        f"ci-golden collect: error: {path}: record at byte {second} is damaged: its {length} "
+        "bytes of data do not match their checksum\n"
+    )
+
+
+def test_records_over_the_size_limit_are_checked_in_chunks_and_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_tbx(tmp_path, {"grad-norm": {1: 1.0}})
+    monkeypatch.setattr(tfevents, "MAX_RECORD_BYTES", 7)
+    got = read_event_file(path)
+    assert got.scalars == {}
+    assert got.records == len(record_offsets(path.read_bytes()))
+    assert got.notes[0] == (
+        f"{path}: record at byte 0 of 24 bytes skipped (over 7 bytes, so not a scalar)"
+    )
+    data = bytearray(path.read_bytes())
+    data[20] ^= 0x40  # inside the first record's data, past the first 7-byte chunk
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="record at byte 0 is damaged"):
+        read_event_file(path)
