@@ -3,6 +3,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import typing as t
 from pathlib import Path
@@ -63,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         default=None,
         help="train to the end even when the verdict can no longer be pass "
-        "(default: stop at the first certain failure; config: defaults.fail_fast, "
-        "CI_GOLDEN.fail_fast)",
+        "(default: stop at the first certain failure; also CI_GOLDEN_FAIL_FAST=false; "
+        "config: defaults.fail_fast, CI_GOLDEN.fail_fast)",
     )
     parser.add_argument(
         "--grace",
@@ -169,8 +170,19 @@ def job_spec(args: argparse.Namespace, suite: Suite) -> JobSpec:
         case, job, config, out,
         n_repeat=args.n_repeat if args.n_repeat is not None else entry.get("n_repeat"),
         time_limit=entry.get("time_limit"), nodes=entry.get("nodes"), gpus=entry.get("gpus"),
-        fail_fast=args.fail_fast,
+        fail_fast=False if args.fail_fast is False else _fail_fast_from_env(),
     )  # fmt: skip
+
+
+def _fail_fast_from_env() -> bool | None:
+    """``CI_GOLDEN_FAIL_FAST=false`` (or 0) is ``--no-fail-fast``, so a CI pipeline run to
+    refresh goldens can train every job to the end; ``true``, 1 or unset leave it to the config."""
+    raw = os.environ.get("CI_GOLDEN_FAIL_FAST", "").strip().lower()
+    if raw in ("", "true", "1"):
+        return None
+    if raw in ("false", "0"):
+        return False
+    raise UsageError("CI_GOLDEN_FAIL_FAST must be true or false (or 1, 0)")
 
 
 def _print(line: str) -> None:

@@ -243,6 +243,7 @@ def plan_update(
         return refuse(
             f"the run was stopped at step {result.fail_fast.aborted_at_step} as failing "
             "(fail-fast), so its values are partial; rerun the job with --no-fail-fast "
+            "(in CI: CI_GOLDEN_FAIL_FAST=false) "
             "to refresh its golden"
         )
     if result.verdict == "error":

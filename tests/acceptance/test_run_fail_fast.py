@@ -195,6 +195,32 @@ def test_fail_fast_off_in_the_case_config_trains_to_the_end(
     assert data["run"]["exit_codes"] == {"repeat_1_run_1": 0}
 
 
+def test_ci_golden_fail_fast_false_in_the_environment_trains_to_the_end(
+    tmp_path: Path, cli: t.Callable[..., CliResult], golden: dict[str, t.Any]
+) -> None:
+    # what the shipped pipelines set when run to refresh goldens
+    root = project(tmp_path, model_config(), regressed(golden))
+    done = cli("run", "case", "--environment", "dev", "--platform", "cpu", "--out", root / "out",
+               cwd=root, timeout=600, env={"CI_GOLDEN_FAIL_FAST": "false"})  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    data = result(root)
+    assert "fail_fast" not in data and data["verdict"] == "fail"
+    assert data["run"]["exit_codes"] == {"repeat_1_run_1": 0}
+
+
+def test_ci_golden_fail_fast_with_another_value_is_a_usage_error(
+    tmp_path: Path, cli: t.Callable[..., CliResult], golden: dict[str, t.Any]
+) -> None:
+    root = project(tmp_path, model_config(), regressed(golden))
+    done = cli("run", "case", "--environment", "dev", "--platform", "cpu", "--out", root / "out",
+               cwd=root, env={"CI_GOLDEN_FAIL_FAST": "no"})  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "ci-golden run: error: CI_GOLDEN_FAIL_FAST must be true or false (or 1, 0)"
+    ]
+    assert not (root / "out").exists()
+
+
 def test_a_passing_run_is_followed_not_stopped(
     tmp_path: Path, cli: t.Callable[..., CliResult], golden: dict[str, t.Any]
 ) -> None:
@@ -247,7 +273,7 @@ def test_update_refuses_the_partial_values_of_a_stopped_run(
     assert done.returncode == 1, done.stdout + done.stderr
     assert (
         f"the run was stopped at step {step} as failing (fail-fast), so its values are partial; "
-        "rerun the job with --no-fail-fast to refresh its golden"
+        "rerun the job with --no-fail-fast (in CI: CI_GOLDEN_FAIL_FAST=false) to refresh its golden"
     ) in done.stdout + done.stderr
     assert (root / "cases" / "case" / "golden_values_dev_cpu.json").read_text() == before
     shutil.rmtree(root / "out")

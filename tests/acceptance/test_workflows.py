@@ -142,6 +142,9 @@ def test_golden_tests_workflow_shape() -> None:
     on = wf[True]  # YAML 1.1 reads the key `on` as True
     assert set(on) == {"pull_request", "merge_group", "schedule", "workflow_dispatch"}
     assert on["workflow_dispatch"]["inputs"]["scope"]["default"] == "mr"
+    # a maintainer refreshing goldens runs it by hand with fail-fast off
+    fail_fast = on["workflow_dispatch"]["inputs"]["fail_fast"]
+    assert (fail_fast["type"], fail_fast["default"]) == ("boolean", True)
     assert wf["permissions"] == {}
     assert (
         wf["concurrency"]["group"]
@@ -162,20 +165,29 @@ def test_golden_tests_workflow_shape() -> None:
         assert outputs[f"count_{k}"] == f"${{{{ steps.matrix.outputs.matrix_{k}_count }}}}"
         run = jobs[name]
         assert run["uses"] == "./.github/workflows/golden-run.yml"
-        assert run["with"] == {"matrix": f"${{{{ needs.plan.outputs.matrix_{k} }}}}"}
+        assert run["with"] == {
+            "matrix": f"${{{{ needs.plan.outputs.matrix_{k} }}}}",
+            "fail_fast": "${{ github.event_name != 'workflow_dispatch' || inputs.fail_fast }}",
+        }
         assert run["permissions"] == {"contents": "read"}
         assert f"needs.plan.outputs.count_{k} != '0'" in run["if"]  # an empty matrix is skipped
         assert run["needs"] == ["plan", "approve"]
     assert outputs["count"] == "${{ steps.matrix.outputs.matrix_count }}"
     called = _load(REPO / ".github/workflows/golden-run.yml")
+    inputs = called[True]["workflow_call"]["inputs"]
     assert called[True] == {
         "workflow_call": {
             "inputs": {
                 "matrix": {
-                    "description": called[True]["workflow_call"]["inputs"]["matrix"]["description"],
+                    "description": inputs["matrix"]["description"],
                     "type": "string",
                     "required": True,
-                }
+                },
+                "fail_fast": {
+                    "description": inputs["fail_fast"]["description"],
+                    "type": "boolean",
+                    "default": True,
+                },
             }
         }
     }
@@ -186,6 +198,7 @@ def test_golden_tests_workflow_shape() -> None:
     assert run["strategy"] == {"fail-fast": False, "matrix": "${{ fromJSON(inputs.matrix) }}"}
     assert run["steps"][1]["with"] == {"name": "ci-golden-plan", "path": "ci-golden-plan"}
     assert run["steps"][2]["env"]["CI_GOLDEN_JOB_ID"] == "${{ matrix.id }}"
+    assert run["steps"][2]["env"]["CI_GOLDEN_FAIL_FAST"] == "${{ inputs.fail_fast }}"
     assert run["steps"][2]["with"]["command"] == (
         'run --job ci-golden-plan/matrix.json --job-id "$CI_GOLDEN_JOB_ID" --out "$CI_GOLDEN_OUT"'
     )
@@ -501,6 +514,8 @@ def test_gitlab_pipeline_shape() -> None:
     assert doc["golden-tests"]["trigger"] == {
         "include": [{"artifact": "child-pipeline.yml", "job": "generate"}],
         "strategy": "depend",
+        "forward": {"pipeline_variables": True},  # CI_GOLDEN_FAIL_FAST=false given by hand
     }
+    assert doc["variables"]["CI_GOLDEN_FAIL_FAST"] == "true"
     component = (REPO / "templates/ci-golden.yml").read_text()
     assert component.startswith("# GitLab CI/CD component") and "\nspec:\n  inputs:\n" in component
