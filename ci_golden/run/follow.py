@@ -274,7 +274,9 @@ class Follower:
             t0 = time.perf_counter()
             outlook = self.assess(reader.collected(), through)
             cost = time.perf_counter() - t0
-            self._next = time.monotonic() + max(self.min_interval, cost * COST_FACTOR)
+            # the first judgement also pays one-time costs (imports, caches): not the pace
+            paced = cost * COST_FACTOR if self._judged is not None else 0.0
+            self._next = time.monotonic() + max(self.min_interval, paced)
             self._judged = through
             self._worst = worst_so_far(outlook.metrics.values())
             if outlook.certain is not None:
