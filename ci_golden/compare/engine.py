@@ -94,7 +94,11 @@ def sample_indices(
 
 
 def _series(values: FloatArray, idx: npt.NDArray[np.int64]) -> tuple[float | None, ...]:
-    return tuple(None if not np.isfinite(v) else float(v) for v in values[idx])
+    picked = values[idx]
+    out: list[float | None] = picked.tolist()
+    for i in np.flatnonzero(~np.isfinite(picked)).tolist():
+        out[i] = None
+    return tuple(out)
 
 
 def align(golden: MetricSeries, actual: MetricSeries) -> tuple[FloatArray, BoolArray]:

@@ -402,7 +402,8 @@ def on_golden_grid(
             if name in rest.metrics:
                 out[name] = rest.metrics[name]
             continue
-        steps = [k for k in g.steps.tolist() if k in values]
+        logged = np.fromiter(values, dtype=np.int64, count=len(values))
+        steps = g.steps[np.isin(g.steps, logged)].tolist()  # in C: the grid at every judgement
         out[name] = _block(name, values, steps, g.step_interval, g.start_step, g.end_step)
     return GoldenValues(layout="current", metrics=out)
 
