@@ -182,29 +182,22 @@ def test_sigterm_ignored_means_sigkill_after_the_grace_period_and_gpu_time_is_co
     assert left_behind(root) == []
 
 
-def test_fail_fast_off_in_the_case_config_trains_to_the_end(
-    tmp_path: Path, cli: t.Callable[..., CliResult], golden: dict[str, t.Any]
+@pytest.mark.parametrize("switch", ["case config", "environment"])
+def test_fail_fast_off_trains_to_the_end(
+    switch: str, tmp_path: Path, cli: t.Callable[..., CliResult], golden: dict[str, t.Any]
 ) -> None:
-    config = model_config().replace("CI_GOLDEN:\n", "CI_GOLDEN:\n  fail_fast: false\n")
+    config, env = model_config(), {}
+    if switch == "case config":
+        config = config.replace("CI_GOLDEN:\n", "CI_GOLDEN:\n  fail_fast: false\n")
+    else:  # what the shipped pipelines set when run to refresh goldens
+        env = {"CI_GOLDEN_FAIL_FAST": "false"}
     root = project(tmp_path, config, regressed(golden))
-    done = run(cli, root)
-    assert done.returncode == 1
-    data = result(root)
-    assert "fail_fast" not in data and data["verdict"] == "fail"
-    assert data["metrics"]["lm loss"]["first_failing_step"] == REGRESSION_STEP
-    assert data["run"]["exit_codes"] == {"repeat_1_run_1": 0}
-
-
-def test_ci_golden_fail_fast_false_in_the_environment_trains_to_the_end(
-    tmp_path: Path, cli: t.Callable[..., CliResult], golden: dict[str, t.Any]
-) -> None:
-    # what the shipped pipelines set when run to refresh goldens
-    root = project(tmp_path, model_config(), regressed(golden))
     done = cli("run", "case", "--environment", "dev", "--platform", "cpu", "--out", root / "out",
-               cwd=root, timeout=600, env={"CI_GOLDEN_FAIL_FAST": "false"})  # fmt: skip
+               cwd=root, timeout=600, env=env)  # fmt: skip
     assert done.returncode == 1, done.stderr
     data = result(root)
     assert "fail_fast" not in data and data["verdict"] == "fail"
+    assert data["metrics"]["lm loss"]["first_failing_step"] == REGRESSION_STEP
     assert data["run"]["exit_codes"] == {"repeat_1_run_1": 0}
 
 
