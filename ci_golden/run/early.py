@@ -21,7 +21,7 @@ from ci_golden.compare.engine import compare_job
 from ci_golden.compare.policy import is_gated, policy_for
 from ci_golden.compare.result import CaseResult, FailFast, MetricResult
 from ci_golden.run.collect import Collected, metrics_source
-from ci_golden.run.follow import Decision, Follower, Reader, Status
+from ci_golden.run.follow import Decision, Follower, Reader, Status, judged_sources
 from ci_golden.run.phases import Phase
 from ci_golden.run.progress import fmt_duration, fmt_signed_pct
 
@@ -128,6 +128,7 @@ class Watch:
             phase.label, phase.dir, phase.tensorboard, phase.log, metrics=self.metrics,
             assess=assess if target is not None else None, planned=ev.train_iters,
             on_status=self.progress, merge_all=ev.merge_all,
+            judged=judged_sources(phase.argv, phase.dir, phase.tensorboard),
         )  # fmt: skip
 
     def ended(

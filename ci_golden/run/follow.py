@@ -172,6 +172,7 @@ class Follower:
     ``assess`` judges the phase's values, final up to a step; when it finds a certain failure,
     ``stop`` is set (the runner then stops the process group) and :attr:`decision` says why.
     ``assess`` None: progress only. ``on_status`` gets a :class:`Status` after every round.
+    Only the sources in ``judged`` are judged (see :func:`judged_sources`); any gives progress.
     """
 
     def __init__(
@@ -188,8 +189,10 @@ class Follower:
         poll: float = 1.0,
         min_interval: float = 0.1,
         merge_all: bool = False,
+        judged: t.Collection[SourceKind] = ("tensorboard", "jsonl", "log"),
     ) -> None:
         self.label = label
+        self.judged = frozenset(judged)
         self.paths = (phase_dir, tensorboard, log)
         self.merge_all = merge_all
         self.metrics = tuple(metrics)
@@ -267,6 +270,7 @@ class Follower:
             self.first = self.first or self._newest
         if (
             self.assess is not None
+            and reader.kind in self.judged
             and through is not None
             and (self._judged is None or through > self._judged)
             and now >= self._next
@@ -293,6 +297,19 @@ class Follower:
             self.label, step, planned, time.monotonic() - self._start, eta, self._worst,
             stopped=self.decision is not None,
         )  # fmt: skip
+
+
+def judged_sources(
+    argv: t.Sequence[str], phase_dir: Path, tensorboard: Path
+) -> tuple[SourceKind, ...]:
+    """The sources a phase run with ``argv`` may be judged from while it runs: those its final
+    read can use. A run whose arguments name its TensorBoard folder or its metrics.jsonl is read
+    from those in the end, and they appear only at their first flush, long after the first log
+    lines: its log (fewer digits, memory at the first step only) is never judged."""
+    named = (str(tensorboard), str(phase_dir / "metrics.jsonl"))
+    if any(n in a for a in argv for n in named):
+        return ("tensorboard", "jsonl")
+    return ("tensorboard", "jsonl", "log")
 
 
 def worst_so_far(metrics: t.Iterable[MetricResult]) -> MetricResult | None:

@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ci_golden.compare.bound import Outlook
 from ci_golden.compare.policy import Policy
 from ci_golden.compare.result import MetricResult
-from ci_golden.run.collect import read_jsonl, read_megatron_log, read_tensorboard
-from ci_golden.run.follow import Follower, Reader, Status, worst_so_far
+from ci_golden.run.collect import Collected, read_jsonl, read_megatron_log, read_tensorboard
+from ci_golden.run.follow import Follower, Reader, Status, judged_sources, worst_so_far
 from ci_golden.run.progress import Display, render_status
 
 LOG_LINE = (
@@ -209,3 +210,56 @@ def test_a_follower_reads_a_growing_log_and_reports_progress(tmp_path: Path) -> 
             time.sleep(0.05)
     assert seen[-1].step == 20 and seen[-1].planned == 20
     assert follower.decision is None and not follower.stop.is_set()
+
+
+def test_a_run_that_names_its_metrics_file_is_never_judged_from_its_log(tmp_path: Path) -> None:
+    # the trainer's log comes line by line while its buffered metrics.jsonl is still empty:
+    # the log leaves out most memory values, which the final read of the JSON lines has
+    log, jsonl = tmp_path / "stdout.log", tmp_path / "metrics.jsonl"
+    argv = ["python", "train.py", "--log-jsonl", str(jsonl)]
+    judged = judged_sources(argv, tmp_path, tmp_path / "tensorboard")
+    assert judged == ("tensorboard", "jsonl")
+    assert judged_sources(["--tensorboard-dir", str(tmp_path / "tensorboard")], tmp_path,
+                          tmp_path / "tensorboard") == judged  # fmt: skip
+    assert "log" in judged_sources(["python", "train.py"], tmp_path, tmp_path / "tensorboard")
+    throughs: list[int] = []
+    seen: list[Status] = []
+
+    def assess(c: Collected, through: int) -> Outlook:
+        throughs.append(through)
+        return Outlook(through, {})
+
+    jsonl.touch()
+    follower = Follower("phase1", tmp_path, tmp_path / "tensorboard", log, metrics=["lm loss"],
+                        assess=assess, planned=20, on_status=seen.append, poll=0.05,
+                        min_interval=0.01, judged=judged)  # fmt: skip
+    with follower:
+        log.write_bytes(log_text(20))
+        deadline = time.monotonic() + 30
+        while (not seen or seen[-1].step != 20) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen[-1].step == 20 and throughs == []  # progress from the log, no judgement
+        jsonl.write_bytes(jsonl_text(20))
+        while not throughs and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert throughs == [19]
+
+
+def test_a_run_that_names_no_metrics_file_is_judged_from_its_log(tmp_path: Path) -> None:
+    log = tmp_path / "stdout.log"
+    throughs: list[int] = []
+
+    def assess(c: Collected, through: int) -> Outlook:
+        throughs.append(through)
+        return Outlook(through, {})
+
+    judged = judged_sources(["train.py"], tmp_path, tmp_path / "tensorboard")
+    follower = Follower("phase1", tmp_path, tmp_path / "tensorboard", log, metrics=["lm loss"],
+                        assess=assess, planned=20, poll=0.05, min_interval=0.01,
+                        judged=judged)  # fmt: skip
+    with follower:
+        log.write_bytes(log_text(20))
+        deadline = time.monotonic() + 30
+        while (not throughs or throughs[-1] != 19) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert throughs[-1] == 19
