@@ -111,10 +111,11 @@ def _fields(text: str) -> t.Iterator[tuple[str, float]]:
                 yield key, value
 
 
-def _lines(path: Path) -> t.Iterator[tuple[int, bytes]]:
-    """``(line number, line)`` of a file, each line read up to :data:`MAX_LINE_BYTES`."""
+def read_lines(path: Path, offset: int = 0, number: int = 0) -> t.Iterator[tuple[int, bytes]]:
+    """``(line number, line)`` of a file from byte ``offset`` (where line ``number`` ended), each
+    line read up to :data:`MAX_LINE_BYTES`; the last one may be unended."""
     with open_regular(path) as f:
-        number = 0
+        f.seek(offset)
         while True:
             try:
                 line = f.readline(MAX_LINE_BYTES + 1)
@@ -154,17 +155,18 @@ def read_megatron_log(path: Path) -> Collected:
     """
     series: Series = {}
     train_iters: int | None = None
-    for number, raw in _lines(path):
-        parsed = parse_log_line(raw.decode("utf-8", errors="replace"), series, str(path), number)
+    for number, raw in read_lines(path):
+        parsed = parse_log_line(raw, series, str(path), number)
         if parsed is not None:
             train_iters = parsed[1]
     return Collected(series, train_iters)
 
 
-def parse_log_line(line: str, series: Series, name: str, number: int) -> tuple[int, int] | None:
+def parse_log_line(raw: bytes, series: Series, name: str, number: int) -> tuple[int, int] | None:
     """Add the fields of one line of Megatron-LM's stdout (line ``number`` of file ``name``) to
     ``series`` (see :func:`read_megatron_log`); the (step, train_iters) of a ``training_log``
     line, else None."""
+    line = raw.decode("utf-8", errors="replace")
     m = _ITERATION.search(line)
     if m is not None:
         step, train_iters = _step(m.group(1), name, number), _step(m.group(2), name, number)
@@ -229,11 +231,8 @@ def read_jsonl(path: Path) -> Collected:
     it), and is left out with a note.
     """
     series: Series = {}
-    for number, raw in _lines(path):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise InputError(str(path), f"not UTF-8 (byte {e.start})", f"line {number}") from e
+    for number, raw in read_lines(path):
+        line = jsonl_text(raw, str(path), number)
         try:
             parse_jsonl_line(line, series, str(path), number)
         except InputError:
@@ -242,6 +241,14 @@ def read_jsonl(path: Path) -> Collected:
             note = f"{path}: line {number} is cut short (the run stopped while writing it)"
             return Collected(series, notes=(note,))
     return Collected(series)
+
+
+def jsonl_text(raw: bytes, name: str, number: int) -> str:
+    """Line ``number`` of JSONL file ``name``, which must be UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(name, f"not UTF-8 (byte {e.start})", f"line {number}") from e
 
 
 def parse_jsonl_line(line: str, series: Series, name: str, number: int) -> int | None:

@@ -26,9 +26,11 @@ from ci_golden.run.collect import (
     Collected,
     Series,
     SourceKind,
+    jsonl_text,
     metrics_source,
     parse_jsonl_line,
     parse_log_line,
+    read_lines,
     round_like_megatron,
 )
 from ci_golden.run.tfevents import EventScalars, event_files, merge_first, read_event_tail
@@ -63,31 +65,25 @@ class Decision:
     seconds_per_step: float | None
 
 
-def _lines(data: bytes) -> list[str]:
-    text = data.decode("utf-8", errors="replace")
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")[:-1]
-
-
 class _Tail:
-    """A growing file, read from where the last read stopped, in whole lines."""
+    """A growing file, read from where the last read stopped, in whole lines (as
+    :func:`~ci_golden.run.collect.read_lines` reads them for the final read)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offset = 0
         self.number = 0
 
-    def lines(self) -> list[str]:
-        try:
-            with self.path.open("rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        end = data.rfind(b"\n")
-        if end < 0:
-            return []
-        self.offset += end + 1
-        return _lines(data[: end + 1])
+    def lines(self) -> t.Iterator[tuple[int, bytes]]:
+        """The lines ended since the last call; an unended one is left for the next call."""
+        if not self.path.exists():
+            return
+        for number, line in read_lines(self.path, self.offset, self.number):
+            if not line.endswith(b"\n"):
+                return
+            self.offset += len(line)
+            self.number = number
+            yield number, line
 
 
 class Reader:
@@ -115,15 +111,15 @@ class Reader:
         if self.kind == "tensorboard":
             self._update_events()
             return
-        for line in self._tail.lines():
-            self._tail.number += 1
+        name = str(self._tail.path)
+        for number, raw in self._tail.lines():
             if self.kind == "log":
-                parsed = parse_log_line(line, self.series, str(self._tail.path), self._tail.number)
+                parsed = parse_log_line(raw, self.series, name, number)
                 if parsed is not None:
                     self.train_iters = parsed[1]
                     self.last_step = max(self.last_step or parsed[0], parsed[0])
             else:
-                step = parse_jsonl_line(line, self.series, str(self._tail.path), self._tail.number)
+                step = parse_jsonl_line(jsonl_text(raw, name, number), self.series, name, number)
                 if step is not None:
                     self.last_step = max(self.last_step or step, step)
 

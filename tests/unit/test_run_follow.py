@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 from ci_golden.compare.bound import Outlook
 from ci_golden.compare.policy import Policy
 from ci_golden.compare.result import MetricResult
-from ci_golden.run.collect import Collected, read_jsonl, read_megatron_log, read_tensorboard
+from ci_golden.errors import InputError
+from ci_golden.run.collect import (
+    MAX_LINE_BYTES,
+    Collected,
+    read_jsonl,
+    read_megatron_log,
+    read_tensorboard,
+)
 from ci_golden.run.follow import Follower, Reader, Status, judged_sources, worst_so_far
 from ci_golden.run.progress import Display, render_status
 
@@ -263,3 +270,25 @@ def test_a_run_that_names_no_metrics_file_is_judged_from_its_log(tmp_path: Path)
         while (not throughs or throughs[-1] != 19) and time.monotonic() < deadline:
             time.sleep(0.05)
     assert throughs[-1] == 19
+
+
+def test_a_followed_file_is_read_line_by_line_as_the_final_read_reads_it(tmp_path: Path) -> None:
+    # one line reader for both: a carriage return does not end a line, an overlong one is
+    # refused with the same message (not read whole, round after round, while it grows)
+    log = tmp_path / "stdout.log"
+    log.write_bytes(log_text(2).replace(b"Setting up", b"progress 10%\rSetting up"))
+    reader = Reader("log", tmp_path, tmp_path / "tensorboard", log)
+    reader.update()
+    assert reader.series == read_megatron_log(log).series
+    assert reader._tail.number == 3
+    with log.open("ab") as f:
+        f.write(b"x" * (MAX_LINE_BYTES + 1))
+    with pytest.raises(InputError) as followed:
+        reader.update()
+    with pytest.raises(InputError) as final:
+        read_megatron_log(log)
+    assert (
+        str(followed.value)
+        == str(final.value)
+        == (f"{log}::line 4: line over {MAX_LINE_BYTES} bytes; refused")
+    )
