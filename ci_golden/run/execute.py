@@ -182,8 +182,8 @@ class Context:
     info: dict[str, t.Any]
     redact: Redactor = field(default_factory=Redactor)  # the logs, results and errors go through it
     watch: Watch | None = None  # follows each phase (progress, fail-fast)
-    golden: GoldenValues | None = None
-    metrics: t.Collection[str] = ()
+    golden: GoldenValues | None = None  # the job's golden, None before its first refresh
+    metrics: t.Collection[str] = ()  # the metrics collected from each phase
 
 
 def _run_repeat(rp: RepeatPlan, ctx: Context) -> RepeatRun:
@@ -435,7 +435,7 @@ def execute(
         metrics,
     )  # fmt: skip
     try:
-        result = _run_and_compare(the_plan, spec, config, ctx, golden, metrics, policies, gated)
+        result = _run_and_compare(the_plan, spec, config, ctx, policies, gated)
     except KeyboardInterrupt:
         refuse("cancelled: the run was interrupted and its processes stopped")
         raise
@@ -450,11 +450,11 @@ def execute(
 
 
 def _run_and_compare(
-    the_plan: RunPlan, spec: JobSpec, config: Config, ctx: Context,
-    golden: GoldenValues | None, metrics: t.Collection[str], policies: t.Any,
+    the_plan: RunPlan, spec: JobSpec, config: Config, ctx: Context, policies: t.Any,
     gated: tuple[str, ...],
 ) -> CaseResult:  # fmt: skip
     """Walk the repeats as run_ci_test.sh does, then compare and write the result."""
+    golden = ctx.golden
     kind = the_plan.kind
     firsts: list[GoldenValues] = []
     resumed: GoldenValues | None = None
@@ -467,7 +467,9 @@ def _run_and_compare(
         done = _run_repeat(rp, ctx)
         ev = rp.evaluation
         values = (
-            _collect(rp, golden, metrics) if ev.kind in ("golden", "inference") else Values(None)
+            _collect(rp, golden, ctx.metrics)
+            if ev.kind in ("golden", "inference")
+            else Values(None)
         )
         if done.stopped and ctx.watch is not None and ctx.watch.stop is not None:
             values, written, stopped = _stopped_values(values, ctx.watch, ev)
@@ -544,7 +546,7 @@ def _run_and_compare(
             return watch.stopped_result(result, through, last, deadline)
 
     return _result(
-        the_plan, spec, config, ctx, golden, firsts, resumed, error, skipped, consistency,
+        the_plan, spec, config, ctx, firsts, resumed, error, skipped, consistency,
         policies, gated, written=written if firsts and stopped else None, finish=finish,
     )  # fmt: skip
 
@@ -565,12 +567,12 @@ def _stopped_values(
 
 def _result(
     the_plan: RunPlan, spec: JobSpec, config: Config, ctx: Context,
-    golden: GoldenValues | None, firsts: list[GoldenValues], resumed: GoldenValues | None,
+    firsts: list[GoldenValues], resumed: GoldenValues | None,
     error: str | None, skipped: str | None, consistency: tuple[bool, str] | None,
     policies: t.Any, gated: tuple[str, ...], *, written: GoldenValues | None = None,
     finish: t.Callable[[CaseResult], CaseResult] | None = None,
 ) -> CaseResult:  # fmt: skip
-    case = spec.case
+    case, golden = spec.case, ctx.golden
     nondeterministic = is_nondeterministic(case.model_config)
     error = ctx.redact(error) if error else None
     skipped = ctx.redact(skipped) if skipped else None
