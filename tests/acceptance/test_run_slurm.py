@@ -193,8 +193,15 @@ def test_sigterm_cancels_the_slurm_job(slurm: Cluster, tmp_path: Path) -> None:
     assert proc.stdout is not None
     line = proc.stdout.readline()  # the trainer's first line, streamed from the job's output
     assert line == "[demo/sleeper dev cpu repeat_1_run_1] started\n"
+    # the output is streamed apart from squeue's polls: signal once a poll has seen it running
+    assert proc.stderr is not None
+    before = []
+    while not before or " is RUNNING on " not in before[-1]:
+        before.append(proc.stderr.readline())
+        assert before[-1], "".join(before)
     proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=120)
+    stdout, rest = proc.communicate(timeout=120)
+    stderr = "".join(before) + rest
     job = submitted_job(stderr)
     assert proc.returncode == 130, stderr
     assert stable_lines(stderr, job) == [
